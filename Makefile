@@ -1,0 +1,47 @@
+# The two set-up commands (see README.md): `make lab` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+# Builds are cached outside the clone so a fresh clone reuses them; override freely.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/security-runbook/target
+DEBUG_BIN := $(CARGO_TARGET_DIR)/debug/runbook-kernel
+RELEASE_BIN := $(CARGO_TARGET_DIR)/release/runbook-kernel
+
+.PHONY: help lab test rust-checks python-tests venv bench
+
+help:
+	@echo "make lab   - build the kernel, install it into .venv and open JupyterLab on notebooks/ (sandbox)"
+	@echo "make test  - run the whole test suite (format, lint, Rust unit tests, end-to-end tests)"
+	@echo "make bench - print the benchmark figures (not part of the test suite)"
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+lab: venv
+	cargo build --release --locked -p runbook-kernel
+	$(RELEASE_BIN) install --prefix $(VENV)
+	RUNBOOK_BACKEND=sandbox $(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+test: rust-checks python-tests
+
+rust-checks:
+	cargo fmt --all -- --check
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+	cargo test --locked --workspace
+
+python-tests: venv
+	cargo build --locked -p runbook-kernel
+	$(DEBUG_BIN) install --prefix $(VENV)
+	RUNBOOK_KERNEL_BIN=$(DEBUG_BIN) $(PY) -m pytest tests
+
+bench: venv
+	cargo build --release --locked -p runbook-kernel
+	$(RELEASE_BIN) install --prefix $(VENV)
+	RUNBOOK_KERNEL_BIN=$(RELEASE_BIN) $(PY) bench/bench_kernel.py

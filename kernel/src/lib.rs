@@ -1,0 +1,10 @@
+//! The Security Runbook Jupyter kernel: protocol, magics and rendering.
+//! It knows nothing of AWS APIs; the `runbook` library does the work.
+
+pub mod install;
+pub mod magics;
+pub mod output;
+pub mod protocol;
+pub mod render;
+pub mod server;
+pub mod session;

@@ -1,0 +1,548 @@
+//! Magics: cell text -> [`split_cell`] -> [`parse_call`] (clap) -> a typed
+//! [`MagicCall`] -> its handler, which writes to an [`Output`].
+
+pub mod assist;
+mod config;
+mod help;
+mod sleep;
+mod version;
+
+use clap::{ColorChoice, CommandFactory, FromArgMatches};
+
+use crate::output::Output;
+use crate::render::{Bundle, html};
+use crate::session::Session;
+
+/// The error a cell ends with: one `error` output with these fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MagicError {
+    pub ename: &'static str,
+    pub evalue: String,
+    /// Further lines for the traceback (usage, hints).
+    pub detail: Vec<String>,
+}
+
+impl MagicError {
+    pub const USAGE: &'static str = "UsageError";
+    pub const UNKNOWN_MAGIC: &'static str = "UnknownMagic";
+    pub const NOT_SUPPORTED: &'static str = "NotSupported";
+    pub const INTERRUPTED: &'static str = "Interrupted";
+    pub const KERNEL: &'static str = "KernelError";
+
+    pub fn new(ename: &'static str, evalue: impl Into<String>) -> MagicError {
+        MagicError {
+            ename,
+            evalue: evalue.into(),
+            detail: Vec::new(),
+        }
+    }
+
+    pub fn usage(evalue: impl Into<String>) -> MagicError {
+        MagicError::new(Self::USAGE, evalue)
+    }
+
+    pub fn interrupted() -> MagicError {
+        MagicError::new(
+            Self::INTERRUPTED,
+            "the cell was interrupted; nothing after the interruption ran",
+        )
+    }
+
+    pub fn with_detail(mut self, lines: impl IntoIterator<Item = String>) -> MagicError {
+        self.detail.extend(lines);
+        self
+    }
+
+    pub fn traceback(&self) -> Vec<String> {
+        let mut lines = vec![format!("{}: {}", self.ename, self.evalue)];
+        lines.extend(self.detail.iter().cloned());
+        lines
+    }
+}
+
+/// What the kernel knows about each magic, for help, completion and inspection.
+#[derive(Debug)]
+pub struct MagicInfo {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    /// Whether `%%name` (with a body) is accepted.
+    pub cell: bool,
+    args: fn() -> clap::Command,
+}
+
+impl MagicInfo {
+    /// The clap command with the settings every magic shares.
+    pub fn command(&self) -> clap::Command {
+        (self.args)()
+            .name(format!("%{}", self.name))
+            .bin_name(format!("%{}", self.name))
+            .color(ColorChoice::Never)
+            .disable_version_flag(true)
+    }
+
+    pub fn summary(&self) -> String {
+        self.command()
+            .get_about()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    }
+
+    pub fn long_help(&self) -> String {
+        self.command().render_long_help().to_string()
+    }
+
+    fn answers_to(&self, name: &str) -> bool {
+        self.name == name || self.aliases.contains(&name)
+    }
+}
+
+pub static MAGICS: &[MagicInfo] = &[
+    MagicInfo {
+        name: "help",
+        aliases: &["lsmagic"],
+        cell: false,
+        args: help::HelpArgs::command,
+    },
+    MagicInfo {
+        name: "config",
+        aliases: &[],
+        cell: true,
+        args: config::ConfigArgs::command,
+    },
+    MagicInfo {
+        name: "version",
+        aliases: &[],
+        cell: false,
+        args: version::VersionArgs::command,
+    },
+    MagicInfo {
+        name: "sleep",
+        aliases: &[],
+        cell: false,
+        args: sleep::SleepArgs::command,
+    },
+];
+
+pub fn find_magic(name: &str) -> Option<&'static MagicInfo> {
+    MAGICS.iter().find(|m| m.answers_to(name))
+}
+
+/// A magic with its arguments parsed into its own type.
+#[derive(Debug)]
+pub enum MagicCall {
+    Help(help::HelpArgs),
+    Config(config::ConfigArgs, Option<String>),
+    Version(version::VersionArgs),
+    Sleep(sleep::SleepArgs),
+}
+
+/// One magic as written in the cell, before its arguments are parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    pub name: String,
+    pub args: Vec<String>,
+    /// The body of a cell magic (`%%name`), if this is one.
+    pub body: Option<String>,
+}
+
+/// Why a cell could not be split into magics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SplitError {
+    /// More input would complete it (an open quote, a trailing backslash).
+    Incomplete(String),
+    /// A line that is not a magic.
+    PlainCode(String),
+    /// A malformed magic line.
+    Malformed(String),
+}
+
+impl From<SplitError> for MagicError {
+    fn from(e: SplitError) -> MagicError {
+        match e {
+            SplitError::Incomplete(why) | SplitError::Malformed(why) => MagicError::usage(why),
+            SplitError::PlainCode(line) => MagicError::new(
+                MagicError::NOT_SUPPORTED,
+                format!(
+                    "this kernel runs magics, and plain code is reserved for Rust evaluation in a later release: {}",
+                    excerpt(&line)
+                ),
+            )
+            .with_detail(["Start each line with a magic such as %findings; %help lists them all.".to_string()]),
+        }
+    }
+}
+
+fn excerpt(line: &str) -> String {
+    let trimmed = line.trim();
+    let mut short: String = trimmed.chars().take(60).collect();
+    if trimmed.chars().count() > 60 {
+        short.push('…');
+    }
+    format!("'{short}'")
+}
+
+fn is_ignorable(line: &str) -> bool {
+    let t = line.trim();
+    t.is_empty() || t.starts_with('#')
+}
+
+/// Joins lines that end with a backslash to the next one.
+fn join_continuations(code: &str) -> Result<Vec<String>, SplitError> {
+    let mut lines = Vec::new();
+    let mut pending = String::new();
+    for line in code.lines() {
+        if let Some(stripped) = line.trim_end().strip_suffix('\\') {
+            pending.push_str(stripped);
+            pending.push(' ');
+        } else {
+            pending.push_str(line);
+            lines.push(std::mem::take(&mut pending));
+        }
+    }
+    if !pending.is_empty() {
+        return Err(SplitError::Incomplete(
+            "the last line ends with a backslash, so it continues on a line that is not there"
+                .into(),
+        ));
+    }
+    Ok(lines)
+}
+
+fn split_magic_line(line: &str, prefix: &str) -> Result<(String, Vec<String>), SplitError> {
+    let rest = line.trim_start().trim_start_matches(prefix);
+    let (name, args) = rest
+        .split_once(char::is_whitespace)
+        .map_or((rest, ""), |(n, a)| (n, a));
+    if name.is_empty() {
+        return Err(SplitError::Malformed(format!(
+            "a magic name must follow {prefix}, e.g. {prefix}help"
+        )));
+    }
+    if args.contains('\0') {
+        return Err(SplitError::Malformed(
+            "arguments contain a NUL character, which no magic accepts".into(),
+        ));
+    }
+    let args = shlex::split(args).ok_or_else(|| {
+        SplitError::Incomplete(format!(
+            "unterminated quote in the arguments of {prefix}{name}; close the quote"
+        ))
+    })?;
+    Ok((name.to_string(), args))
+}
+
+/// Splits a cell into magic invocations: either one cell magic (`%%name args` then a
+/// body) or line magics, one per line. Blank lines and `#` comments are skipped.
+pub fn split_cell(code: &str) -> Result<Vec<Invocation>, SplitError> {
+    let mut lines = code
+        .lines()
+        .enumerate()
+        .skip_while(|(_, l)| is_ignorable(l));
+    let Some((first_index, first)) = lines.next() else {
+        return Ok(Vec::new());
+    };
+    if first.trim_start().starts_with("%%") {
+        let (name, args) = split_magic_line(first, "%%")?;
+        let body: Vec<&str> = code.lines().skip(first_index + 1).collect();
+        return Ok(vec![Invocation {
+            name,
+            args,
+            body: Some(body.join("\n")),
+        }]);
+    }
+    let mut invocations = Vec::new();
+    for line in join_continuations(code)? {
+        if is_ignorable(&line) {
+            continue;
+        }
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("%%") {
+            return Err(SplitError::Malformed(
+                "a cell magic (%%name) must be on the first line of the cell".into(),
+            ));
+        }
+        if !trimmed.starts_with('%') {
+            return Err(SplitError::PlainCode(line));
+        }
+        let (name, args) = split_magic_line(&line, "%")?;
+        invocations.push(Invocation {
+            name,
+            args,
+            body: None,
+        });
+    }
+    Ok(invocations)
+}
+
+/// The outcome of parsing an invocation's arguments.
+#[derive(Debug)]
+pub enum Parsed {
+    Call(MagicCall),
+    /// `--help` was asked for: show this text.
+    Help(&'static MagicInfo),
+}
+
+fn unknown_magic(name: &str) -> MagicError {
+    let known: Vec<String> = MAGICS.iter().map(|m| format!("%{}", m.name)).collect();
+    let nearest = MAGICS
+        .iter()
+        .flat_map(|m| std::iter::once(m.name).chain(m.aliases.iter().copied()))
+        .map(|candidate| (strsim::damerau_levenshtein(name, candidate), candidate))
+        .filter(|(distance, _)| *distance <= 3)
+        .min();
+    let hint = nearest.map_or(String::new(), |(_, n)| format!(" Did you mean %{n}?"));
+    MagicError::new(
+        MagicError::UNKNOWN_MAGIC,
+        format!(
+            "unknown magic %{}.{hint} Known magics: {}",
+            shorten_name(name),
+            known.join(", ")
+        ),
+    )
+}
+
+/// Shortens an unknown name for messages so a huge argument cannot flood the output.
+fn shorten_name(name: &str) -> String {
+    name.chars().take(40).collect()
+}
+
+fn parse_args<T: FromArgMatches>(
+    info: &MagicInfo,
+    args: &[String],
+) -> Result<Option<T>, MagicError> {
+    let argv = std::iter::once(format!("%{}", info.name)).chain(args.iter().cloned());
+    let matches = match info.command().try_get_matches_from(argv) {
+        Ok(m) => m,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => return Ok(None),
+        Err(e) => return Err(clap_error(e)),
+    };
+    T::from_arg_matches(&matches).map(Some).map_err(clap_error)
+}
+
+fn clap_error(e: clap::Error) -> MagicError {
+    let rendered = e.render().to_string();
+    let mut lines = rendered.lines().filter(|l| !l.trim().is_empty());
+    let first = lines
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ")
+        .to_string();
+    MagicError::usage(first).with_detail(lines.map(str::to_string))
+}
+
+/// Parses one invocation's arguments with clap into its typed call.
+pub fn parse_call(inv: &Invocation) -> Result<Parsed, MagicError> {
+    let info = find_magic(&inv.name).ok_or_else(|| unknown_magic(&inv.name))?;
+    if inv.body.is_some() && !info.cell {
+        return Err(MagicError::usage(format!(
+            "%%{0} is not a cell magic; write %{0} on its own line",
+            info.name
+        )));
+    }
+    macro_rules! parsed {
+        ($variant:expr) => {
+            match parse_args(info, &inv.args)? {
+                Some(args) => Parsed::Call($variant(args)),
+                None => Parsed::Help(info),
+            }
+        };
+    }
+    Ok(match info.name {
+        "help" => parsed!(MagicCall::Help),
+        "config" => parsed!(|a| MagicCall::Config(a, inv.body.clone())),
+        "version" => parsed!(MagicCall::Version),
+        "sleep" => parsed!(MagicCall::Sleep),
+        other => {
+            return Err(MagicError::new(
+                MagicError::KERNEL,
+                format!("%{other} is listed but has no handler"),
+            ));
+        }
+    })
+}
+
+async fn run_call(
+    call: MagicCall,
+    session: &mut Session,
+    out: &dyn Output,
+) -> Result<(), MagicError> {
+    match call {
+        MagicCall::Help(args) => help::run(args, out),
+        MagicCall::Config(args, body) => config::run(args, body.as_deref(), session, out),
+        MagicCall::Version(args) => version::run(args, session, out),
+        MagicCall::Sleep(args) => sleep::run(args, out).await,
+    }
+}
+
+fn show_help(info: &MagicInfo, out: &dyn Output) {
+    let text = info.long_help();
+    out.display(Bundle::html(
+        text.clone(),
+        html::pre(&text),
+        serde_json::json!({"magic": info.name, "help": text}),
+    ));
+}
+
+/// Runs every magic in a cell, in order. All lines are parsed before any runs,
+/// so a typo on a later line stops the cell before an earlier line acts.
+pub async fn run_cell(
+    code: &str,
+    session: &mut Session,
+    out: &dyn Output,
+) -> Result<(), MagicError> {
+    let invocations = split_cell(code)?;
+    let parsed = invocations
+        .iter()
+        .map(parse_call)
+        .collect::<Result<Vec<_>, _>>()?;
+    for item in parsed {
+        if out.cancellation().is_cancelled() {
+            return Err(MagicError::interrupted());
+        }
+        match item {
+            Parsed::Help(info) => show_help(info, out),
+            Parsed::Call(call) => run_call(call, session, out).await?,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::output::recording::RecordingOutput;
+    use runbook::settings::{Lang, Settings};
+
+    fn session() -> Session {
+        Session::new(Settings::default(), Vec::new())
+    }
+
+    #[test]
+    fn splits_line_magics_and_skips_comments() {
+        let cell = "# set up\n\n%config lang=ja\n  %version\n";
+        let inv = split_cell(cell).unwrap();
+        assert_eq!(inv.len(), 2);
+        assert_eq!(inv[0].name, "config");
+        assert_eq!(inv[0].args, vec!["lang=ja"]);
+        assert_eq!(inv[1].name, "version");
+    }
+
+    #[test]
+    fn shell_quoting_and_continuations() {
+        let inv = split_cell("%config region='us-east-1' \\\n  lang=\"ja\"").unwrap();
+        assert_eq!(inv[0].args, vec!["region=us-east-1", "lang=ja"]);
+        assert!(matches!(
+            split_cell("%config region=\"eu"),
+            Err(SplitError::Incomplete(_))
+        ));
+        assert!(matches!(
+            split_cell("%version \\"),
+            Err(SplitError::Incomplete(_))
+        ));
+    }
+
+    #[test]
+    fn cell_magic_keeps_body() {
+        let inv = split_cell("%%config\nlang=ja\n# c\nregion=us-east-1").unwrap();
+        assert_eq!(inv.len(), 1);
+        assert_eq!(
+            inv[0].body.as_deref(),
+            Some("lang=ja\n# c\nregion=us-east-1")
+        );
+    }
+
+    #[test]
+    fn plain_code_and_malformed_lines() {
+        assert!(matches!(
+            split_cell("let x = 1;"),
+            Err(SplitError::PlainCode(_))
+        ));
+        assert!(matches!(split_cell("%"), Err(SplitError::Malformed(_))));
+        assert!(matches!(split_cell("%%"), Err(SplitError::Malformed(_))));
+        assert!(matches!(
+            split_cell("%version\n%%config"),
+            Err(SplitError::Malformed(_))
+        ));
+        assert!(split_cell("   \n# only a comment").unwrap().is_empty());
+        let e: MagicError = split_cell("print(1)").unwrap_err().into();
+        assert_eq!(e.ename, MagicError::NOT_SUPPORTED);
+    }
+
+    #[test]
+    fn unknown_magic_suggests_nearest() {
+        let inv = split_cell("%confg").unwrap();
+        let err = parse_call(&inv[0]).unwrap_err();
+        assert_eq!(err.ename, MagicError::UNKNOWN_MAGIC);
+        assert!(
+            err.evalue.contains("Did you mean %config?"),
+            "{}",
+            err.evalue
+        );
+        assert!(err.evalue.contains("%version"));
+    }
+
+    #[test]
+    fn every_magic_has_help_and_parses_help_flag() {
+        for info in MAGICS {
+            info.command().debug_assert();
+            assert!(
+                !info.summary().is_empty(),
+                "{} needs an about line",
+                info.name
+            );
+            let inv = Invocation {
+                name: info.name.into(),
+                args: vec!["--help".into()],
+                body: None,
+            };
+            assert!(
+                matches!(parse_call(&inv), Ok(Parsed::Help(_))),
+                "{}",
+                info.name
+            );
+        }
+    }
+
+    #[test]
+    fn bad_flag_names_it() {
+        let inv = split_cell("%sleep --fast 1").unwrap();
+        let err = parse_call(&inv[0]).unwrap_err();
+        assert_eq!(err.ename, MagicError::USAGE);
+        assert!(err.evalue.contains("--fast"), "{}", err.evalue);
+        assert!(!err.evalue.contains('\u{1b}'), "no ANSI colour codes");
+    }
+
+    #[test]
+    fn not_a_cell_magic() {
+        let inv = split_cell("%%version\nbody").unwrap();
+        let err = parse_call(&inv[0]).unwrap_err();
+        assert!(err.evalue.contains("not a cell magic"));
+    }
+
+    #[tokio::test]
+    async fn a_bad_later_line_stops_the_cell_before_anything_runs() {
+        let mut s = session();
+        let out = RecordingOutput::new();
+        let err = run_cell("%config lang=ja\n%nosuch", &mut s, &out)
+            .await
+            .unwrap_err();
+        assert_eq!(err.ename, MagicError::UNKNOWN_MAGIC);
+        assert_eq!(s.settings.lang, Lang::En, "the first line did not run");
+        assert!(out.last_bundles().is_empty());
+    }
+
+    #[tokio::test]
+    async fn help_flag_shows_usage() {
+        let mut s = session();
+        let out = RecordingOutput::new();
+        run_cell("%config --help", &mut s, &out).await.unwrap();
+        let bundles = out.last_bundles();
+        assert_eq!(bundles.len(), 1);
+        assert!(
+            bundles[0].plain.contains("Usage: %config"),
+            "{}",
+            bundles[0].plain
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! Per-kernel state that lives between cells.
+
+use runbook::settings::{Settings, SettingsError};
+
+/// One stored input, numbered by its execution count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryItem {
+    pub line: usize,
+    pub code: String,
+}
+
+/// The session number used in history replies; this kernel keeps no history across restarts.
+pub const HISTORY_SESSION: usize = 1;
+
+#[derive(Debug)]
+pub struct Session {
+    pub settings: Settings,
+    /// Environment values that were ignored at start-up, shown by `%config`.
+    pub env_problems: Vec<SettingsError>,
+    pub execution_count: usize,
+    pub history: Vec<HistoryItem>,
+}
+
+impl Session {
+    pub fn new(settings: Settings, env_problems: Vec<SettingsError>) -> Session {
+        Session {
+            settings,
+            env_problems,
+            execution_count: 0,
+            history: Vec::new(),
+        }
+    }
+
+    pub fn from_process_env() -> Session {
+        let (settings, problems) = Settings::from_process_env();
+        Session::new(settings, problems)
+    }
+
+    /// Counts a stored execution and returns its number.
+    pub fn next_execution(&mut self, code: &str) -> usize {
+        self.execution_count += 1;
+        self.history.push(HistoryItem {
+            line: self.execution_count,
+            code: code.to_string(),
+        });
+        self.execution_count
+    }
+
+    /// The last `n` inputs.
+    pub fn history_tail(&self, n: usize) -> &[HistoryItem] {
+        &self.history[self.history.len().saturating_sub(n)..]
+    }
+
+    /// Inputs numbered `start..stop`; `stop` 0 or negative counts from the end, as IPython does.
+    pub fn history_range(&self, start: i64, stop: i64) -> Vec<&HistoryItem> {
+        let len = self.history.len() as i64;
+        let stop = if stop <= 0 { len + 1 + stop } else { stop };
+        self.history
+            .iter()
+            .filter(|h| (h.line as i64) >= start && (h.line as i64) < stop.max(start))
+            .collect()
+    }
+
+    /// Inputs matching a glob (`*` any run, `?` one character), newest last, at most `n` (0 = all).
+    pub fn history_search(&self, pattern: &str, n: usize, unique: bool) -> Vec<&HistoryItem> {
+        let mut found: Vec<&HistoryItem> = Vec::new();
+        for item in self.history.iter().rev() {
+            if !glob_match(pattern, &item.code) {
+                continue;
+            }
+            if unique && found.iter().any(|f| f.code == item.code) {
+                continue;
+            }
+            found.push(item);
+            if n > 0 && found.len() == n {
+                break;
+            }
+        }
+        found.reverse();
+        found
+    }
+}
+
+fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    // Classic two-pointer wildcard match with backtracking to the last `*`.
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session_with(inputs: &[&str]) -> Session {
+        let mut s = Session::new(Settings::default(), Vec::new());
+        for i in inputs {
+            s.next_execution(i);
+        }
+        s
+    }
+
+    #[test]
+    fn execution_count_and_tail() {
+        let s = session_with(&["%version", "%config", "%help"]);
+        assert_eq!(s.execution_count, 3);
+        let tail: Vec<_> = s.history_tail(2).iter().map(|h| h.line).collect();
+        assert_eq!(tail, vec![2, 3]);
+        assert_eq!(s.history_tail(10).len(), 3);
+    }
+
+    #[test]
+    fn range_follows_ipython() {
+        let s = session_with(&["a", "b", "c", "d"]);
+        let lines = |v: Vec<&HistoryItem>| v.iter().map(|h| h.line).collect::<Vec<_>>();
+        assert_eq!(lines(s.history_range(2, 4)), vec![2, 3]);
+        assert_eq!(lines(s.history_range(1, 0)), vec![1, 2, 3, 4]);
+        assert_eq!(lines(s.history_range(3, 1)), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn search_globs() {
+        let s = session_with(&["%config lang=ja", "%version", "%config lang=ja", "%help"]);
+        let found = s.history_search("%config*", 0, false);
+        assert_eq!(found.len(), 2);
+        let unique = s.history_search("%config*", 0, true);
+        assert_eq!(unique.len(), 1);
+        assert_eq!(unique[0].line, 3, "newest kept");
+        assert!(glob_match("%v?rsion", "%version"));
+        assert!(!glob_match("%v?rsion", "%versions"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("日本*", "日本語"));
+    }
+}

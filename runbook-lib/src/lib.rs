@@ -1,0 +1,7 @@
+//! The security runbook library: findings, remediation plans, execution and audit.
+//! It knows nothing of Jupyter; the kernel crate renders what it returns.
+
+pub mod settings;
+
+/// The library version, shown by the kernel.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
