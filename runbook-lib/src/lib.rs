@@ -1,7 +1,13 @@
 //! The security runbook library: findings, remediation plans, execution and audit.
 //! It knows nothing of Jupyter; the kernel crate renders what it returns.
 
+pub mod cloud;
+pub mod finding;
 pub mod settings;
+pub mod severity;
+
+pub use finding::{AccountId, ControlId, Finding, FindingFilter, FindingRef};
+pub use severity::Severity;
 
 /// The library version, shown by the kernel.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
