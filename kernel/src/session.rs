@@ -1,6 +1,16 @@
 //! Per-kernel state that lives between cells.
 
+use runbook::cloud::{BackendInfo, Clouds};
+use runbook::finding::{Finding, FindingFilter};
 use runbook::settings::{Settings, SettingsError};
+
+/// The last `%findings` result: later cells refer to its findings by number.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub findings: Vec<Finding>,
+    pub filter: FindingFilter,
+    pub backend: BackendInfo,
+}
 
 /// One stored input, numbered by its execution count.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,9 +22,11 @@ pub struct HistoryItem {
 /// The session number used in history replies; this kernel keeps no history across restarts.
 pub const HISTORY_SESSION: usize = 1;
 
-#[derive(Debug)]
 pub struct Session {
     pub settings: Settings,
+    /// The backends: the sandbox (kept for the whole session) and the one in use.
+    pub clouds: Clouds,
+    pub listing: Option<Listing>,
     /// Environment values that were ignored at start-up, shown by `%config`.
     pub env_problems: Vec<SettingsError>,
     pub execution_count: usize,
@@ -25,6 +37,8 @@ impl Session {
     pub fn new(settings: Settings, env_problems: Vec<SettingsError>) -> Session {
         Session {
             settings,
+            clouds: Clouds::default(),
+            listing: None,
             env_problems,
             execution_count: 0,
             history: Vec::new(),

@@ -478,7 +478,7 @@ impl Settings {
 }
 
 /// `us-east-1`, `ap-northeast-1`, `us-gov-west-1`, `cn-north-1`, ...
-fn is_region(value: &str) -> bool {
+pub fn is_region(value: &str) -> bool {
     let parts: Vec<&str> = value.split('-').collect();
     parts.len() >= 3
         && parts.len() <= 4

@@ -75,7 +75,8 @@ fn flags(info: &MagicInfo) -> Vec<String> {
 
 /// Values a flag (or, with `None`, a positional argument) takes: clap's fixed
 /// values first, then what the session knows.
-fn values(info: &MagicInfo, flag: Option<&str>, _session: &Session) -> Vec<String> {
+fn values(info: &MagicInfo, flag: Option<&str>, session: &Session) -> Vec<String> {
+    let mut known = session_values(info.name, flag, session);
     let command = info.command();
     let arg = command.get_arguments().find(|a| match flag {
         Some(f) => {
@@ -84,13 +85,42 @@ fn values(info: &MagicInfo, flag: Option<&str>, _session: &Session) -> Vec<Strin
         }
         None => a.is_positional(),
     });
-    arg.map(|a| {
-        a.get_possible_values()
+    let mut fixed: Vec<String> = arg
+        .map(|a| {
+            a.get_possible_values()
+                .iter()
+                .map(|v| v.get_name().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    fixed.append(&mut known);
+    fixed
+}
+
+/// Values only the session knows: listing numbers, control ids seen.
+fn session_values(magic: &str, flag: Option<&str>, session: &Session) -> Vec<String> {
+    let Some(listing) = &session.listing else {
+        return Vec::new();
+    };
+    match (magic, flag) {
+        ("findings", Some("--control")) => listing
+            .findings
             .iter()
-            .map(|v| v.get_name().to_string())
-            .collect()
-    })
-    .unwrap_or_default()
+            .filter_map(|f| f.control_id.as_ref().map(|c| c.as_str().to_string()))
+            .collect(),
+        ("findings", Some("--account")) => listing
+            .findings
+            .iter()
+            .map(|f| f.account.to_string())
+            .collect(),
+        ("findings", Some("--region")) => {
+            listing.findings.iter().map(|f| f.region.clone()).collect()
+        }
+        ("finding", None) => (1..=listing.findings.len().min(200))
+            .map(|n| n.to_string())
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn config_items(word: &str) -> Vec<String> {

@@ -3,11 +3,15 @@
 
 pub mod assist;
 mod config;
+pub mod finding;
+pub mod findings;
 mod help;
 mod sleep;
 mod version;
 
 use clap::{ColorChoice, CommandFactory, FromArgMatches};
+
+use runbook::cloud::CloudError;
 
 use crate::output::Output;
 use crate::render::{Bundle, html};
@@ -28,6 +32,7 @@ impl MagicError {
     pub const NOT_SUPPORTED: &'static str = "NotSupported";
     pub const INTERRUPTED: &'static str = "Interrupted";
     pub const KERNEL: &'static str = "KernelError";
+    pub const NOT_FOUND: &'static str = "NotFound";
 
     pub fn new(ename: &'static str, evalue: impl Into<String>) -> MagicError {
         MagicError {
@@ -57,6 +62,21 @@ impl MagicError {
         let mut lines = vec![format!("{}: {}", self.ename, self.evalue)];
         lines.extend(self.detail.iter().cloned());
         lines
+    }
+}
+
+impl From<CloudError> for MagicError {
+    fn from(e: CloudError) -> MagicError {
+        let ename = match &e {
+            CloudError::NoCredentials(_) => "NoCredentials",
+            CloudError::AccessDenied { .. } => "AccessDenied",
+            CloudError::NotEnabled { .. } => "NotEnabled",
+            CloudError::Throttled { .. } => "Throttled",
+            CloudError::NotFound(_) => MagicError::NOT_FOUND,
+            CloudError::InvalidInput(_) => "InvalidInput",
+            CloudError::Other(_) => "AwsError",
+        };
+        MagicError::new(ename, e.to_string())
     }
 }
 
@@ -104,6 +124,18 @@ pub static MAGICS: &[MagicInfo] = &[
         args: help::HelpArgs::command,
     },
     MagicInfo {
+        name: "findings",
+        aliases: &[],
+        cell: false,
+        args: findings::FindingsArgs::command,
+    },
+    MagicInfo {
+        name: "finding",
+        aliases: &[],
+        cell: false,
+        args: finding::FindingArgs::command,
+    },
+    MagicInfo {
         name: "config",
         aliases: &[],
         cell: true,
@@ -131,6 +163,8 @@ pub fn find_magic(name: &str) -> Option<&'static MagicInfo> {
 #[derive(Debug)]
 pub enum MagicCall {
     Help(help::HelpArgs),
+    Findings(findings::FindingsArgs),
+    Finding(finding::FindingArgs),
     Config(config::ConfigArgs, Option<String>),
     Version(version::VersionArgs),
     Sleep(sleep::SleepArgs),
@@ -277,7 +311,7 @@ pub fn split_cell(code: &str) -> Result<Vec<Invocation>, SplitError> {
 /// The outcome of parsing an invocation's arguments.
 #[derive(Debug)]
 pub enum Parsed {
-    Call(MagicCall),
+    Call(Box<MagicCall>),
     /// `--help` was asked for: show this text.
     Help(&'static MagicInfo),
 }
@@ -321,13 +355,21 @@ fn parse_args<T: FromArgMatches>(
 
 fn clap_error(e: clap::Error) -> MagicError {
     let rendered = e.render().to_string();
-    let mut lines = rendered.lines().filter(|l| !l.trim().is_empty());
-    let first = lines
-        .next()
-        .unwrap_or("invalid arguments")
+    let lines: Vec<&str> = rendered.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut evalue = lines
+        .first()
+        .unwrap_or(&"invalid arguments")
         .trim_start_matches("error: ")
         .to_string();
-    MagicError::usage(first).with_detail(lines.map(str::to_string))
+    // Keep what is accepted next to the complaint, not only in the traceback.
+    if let Some(accepted) = lines
+        .iter()
+        .find(|l| l.trim_start().starts_with("[possible values"))
+    {
+        evalue.push(' ');
+        evalue.push_str(accepted.trim());
+    }
+    MagicError::usage(evalue).with_detail(lines.iter().skip(1).map(|l| l.to_string()))
 }
 
 /// Parses one invocation's arguments with clap into its typed call.
@@ -342,13 +384,15 @@ pub fn parse_call(inv: &Invocation) -> Result<Parsed, MagicError> {
     macro_rules! parsed {
         ($variant:expr) => {
             match parse_args(info, &inv.args)? {
-                Some(args) => Parsed::Call($variant(args)),
+                Some(args) => Parsed::Call(Box::new($variant(args))),
                 None => Parsed::Help(info),
             }
         };
     }
     Ok(match info.name {
         "help" => parsed!(MagicCall::Help),
+        "findings" => parsed!(MagicCall::Findings),
+        "finding" => parsed!(MagicCall::Finding),
         "config" => parsed!(|a| MagicCall::Config(a, inv.body.clone())),
         "version" => parsed!(MagicCall::Version),
         "sleep" => parsed!(MagicCall::Sleep),
@@ -368,6 +412,8 @@ async fn run_call(
 ) -> Result<(), MagicError> {
     match call {
         MagicCall::Help(args) => help::run(args, out),
+        MagicCall::Findings(args) => findings::run(args, session, out).await,
+        MagicCall::Finding(args) => finding::run(args, session, out).await,
         MagicCall::Config(args, body) => config::run(args, body.as_deref(), session, out),
         MagicCall::Version(args) => version::run(args, session, out),
         MagicCall::Sleep(args) => sleep::run(args, out).await,
@@ -401,7 +447,7 @@ pub async fn run_cell(
         }
         match item {
             Parsed::Help(info) => show_help(info, out),
-            Parsed::Call(call) => run_call(call, session, out).await?,
+            Parsed::Call(call) => run_call(*call, session, out).await?,
         }
     }
     Ok(())

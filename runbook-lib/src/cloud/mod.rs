@@ -9,8 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::finding::{AccountId, Finding, FindingFilter, FindingIdentifier, WorkflowStatus};
 
+pub mod aws;
+pub mod connect;
 pub mod sandbox;
 
+pub use connect::{Clouds, Connected};
 pub use sandbox::Sandbox;
 
 /// Which implementation is behind a [`Cloud`].
@@ -60,6 +63,8 @@ pub struct FetchProgress {
     pub pages: usize,
     /// Findings kept so far.
     pub findings: usize,
+    /// Findings received that could not be read as ASFF, so far.
+    pub unreadable: usize,
     /// True on the last report.
     pub done: bool,
 }

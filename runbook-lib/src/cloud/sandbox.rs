@@ -376,6 +376,7 @@ impl Cloud for Sandbox {
             progress(FetchProgress {
                 pages: i + 1,
                 findings: kept,
+                unreadable: 0,
                 done: false,
             });
         }
@@ -383,6 +384,7 @@ impl Cloud for Sandbox {
         progress(FetchProgress {
             pages,
             findings: selected.len(),
+            unreadable: 0,
             done: true,
         });
         Ok(selected)

@@ -1,0 +1,386 @@
+//! `%findings`: list Security Hub findings, remembered for later cells.
+
+use clap::Parser;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use runbook::Severity;
+use runbook::cloud::{Connected, FetchProgress};
+use runbook::finding::{AccountId, ComplianceStatus, ControlId, FindingFilter, WorkflowStatus};
+use serde_json::json;
+
+use super::MagicError;
+use crate::output::{Output, cancellable};
+use crate::render::{Bundle, findings as render, html};
+use crate::session::{Listing, Session};
+
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: u32 = 100_000;
+
+fn labels<T: Copy>(all: &[T], label: fn(T) -> &'static str) -> Vec<&'static str> {
+    all.iter().map(|v| label(*v)).collect()
+}
+
+fn parse_region(raw: &str) -> Result<String, String> {
+    if runbook::settings::is_region(raw) {
+        Ok(raw.to_string())
+    } else {
+        Err(format!(
+            "'{raw}' is not an AWS region; accepted: names such as us-east-1 or ap-northeast-1"
+        ))
+    }
+}
+
+/// List Security Hub findings as a numbered table with counts and a chart (default: compliance FAILED, workflow NEW or NOTIFIED, record state ACTIVE, 50 rows)
+#[derive(Debug, Parser)]
+pub struct FindingsArgs {
+    /// Severity labels, comma-separated
+    #[arg(long, value_delimiter = ',', ignore_case = true, value_name = "SEVERITY",
+          value_parser = PossibleValuesParser::new(labels(&Severity::ALL, Severity::label)).try_map(|s| s.parse::<Severity>()))]
+    pub severity: Vec<Severity>,
+    /// Control ids, comma-separated, e.g. EC2.19,IAM.7
+    #[arg(long, value_delimiter = ',', value_name = "CONTROL", value_parser = |s: &str| s.parse::<ControlId>())]
+    pub control: Vec<ControlId>,
+    /// Compliance statuses, comma-separated (default FAILED)
+    #[arg(long, value_delimiter = ',', ignore_case = true, value_name = "STATUS",
+          value_parser = PossibleValuesParser::new(labels(ComplianceStatus::ALL, ComplianceStatus::label)).try_map(|s| s.parse::<ComplianceStatus>()))]
+    pub status: Vec<ComplianceStatus>,
+    /// Workflow statuses, comma-separated (default NEW,NOTIFIED)
+    #[arg(long, value_delimiter = ',', ignore_case = true, value_name = "WORKFLOW",
+          value_parser = PossibleValuesParser::new(labels(WorkflowStatus::ALL, WorkflowStatus::label)).try_map(|s| s.parse::<WorkflowStatus>()))]
+    pub workflow: Vec<WorkflowStatus>,
+    /// AWS account ids (12 digits), comma-separated
+    #[arg(long, value_delimiter = ',', value_name = "ID", value_parser = |s: &str| s.parse::<AccountId>())]
+    pub account: Vec<AccountId>,
+    /// Regions, comma-separated
+    #[arg(long, value_delimiter = ',', value_name = "REGION", value_parser = parse_region)]
+    pub region: Vec<String>,
+    /// ASFF resource types, comma-separated, e.g. AwsEc2SecurityGroup
+    #[arg(long = "resource-type", value_delimiter = ',', value_name = "TYPE")]
+    pub resource_type: Vec<String>,
+    /// Product name contains this text, e.g. GuardDuty
+    #[arg(long, value_name = "TEXT")]
+    pub product: Option<String>,
+    /// Title contains this text (case-insensitive)
+    #[arg(long, value_name = "TEXT")]
+    pub title: Option<String>,
+    /// Keep at most N findings (default 50)
+    #[arg(long, value_name = "N", conflicts_with = "all",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_LIMIT)))]
+    pub limit: Option<u32>,
+    /// Keep every matching finding
+    #[arg(long)]
+    pub all: bool,
+}
+
+impl FindingsArgs {
+    pub fn filter(&self) -> FindingFilter {
+        let mut filter = FindingFilter {
+            severities: self.severity.clone(),
+            control_ids: self.control.clone(),
+            accounts: self.account.clone(),
+            regions: self.region.clone(),
+            resource_types: self.resource_type.clone(),
+            product: self.product.clone(),
+            title_contains: self.title.clone(),
+            limit: if self.all {
+                None
+            } else {
+                Some(self.limit.map_or(DEFAULT_LIMIT, |n| n as usize))
+            },
+            ..FindingFilter::default()
+        };
+        if !self.status.is_empty() {
+            filter.compliance_statuses = self.status.clone();
+        }
+        if !self.workflow.is_empty() {
+            filter.workflow_statuses = self.workflow.clone();
+        }
+        filter
+    }
+}
+
+fn progress_bundle(backend: &str, p: Option<FetchProgress>) -> Bundle {
+    let text = match p {
+        None => format!("Reading findings from {backend}…"),
+        Some(p) => {
+            let mut t = format!(
+                "Reading findings from {backend}… page {}, {} finding{} so far",
+                p.pages,
+                p.findings,
+                if p.findings == 1 { "" } else { "s" }
+            );
+            if p.unreadable > 0 {
+                t.push_str(&format!(" ({} could not be read)", p.unreadable));
+            }
+            t
+        }
+    };
+    Bundle::html(
+        text.clone(),
+        format!("<p><em>{}</em></p>", html::text(&text)),
+        json!({"progress": p}),
+    )
+}
+
+/// The backend for this session's settings; says so while it looks for credentials.
+pub async fn connect(session: &mut Session, out: &dyn Output) -> Result<Connected, MagicError> {
+    let connecting = session.clouds.get(&session.settings);
+    Ok(cancellable(out, connecting).await??)
+}
+
+pub async fn run(
+    args: FindingsArgs,
+    session: &mut Session,
+    out: &dyn Output,
+) -> Result<(), MagicError> {
+    let filter = args.filter();
+    let connected = connect(session, out).await?;
+    let info = connected.describe();
+    let source = format!("{} ({})", info.kind, info.region);
+    let handle = out.display(progress_bundle(&source, None));
+    let mut last = None;
+    let mut report = |p: FetchProgress| {
+        last = Some(p);
+        out.update(&handle, progress_bundle(&source, Some(p)));
+    };
+    let fetched = cancellable(out, connected.cloud.get_findings(&filter, &mut report)).await;
+    let findings = match fetched.and_then(|r| r.map_err(MagicError::from)) {
+        Ok(findings) => findings,
+        Err(error) => {
+            let text = format!("Reading findings failed: {}", error.evalue);
+            out.update(
+                &handle,
+                Bundle::html(
+                    text.clone(),
+                    html::pre(&text),
+                    json!({"error": error.evalue}),
+                ),
+            );
+            return Err(error);
+        }
+    };
+    let limited = filter.limit.is_some_and(|n| findings.len() >= n);
+    let mut filter_text = filter.describe();
+    if let Some(p) = last
+        && p.unreadable > 0
+    {
+        filter_text.push_str(&format!(
+            "; {} findings could not be read and are left out",
+            p.unreadable
+        ));
+    }
+    out.update(
+        &handle,
+        render::listing(&findings, &filter_text, &info, limited),
+    );
+    if !findings.is_empty() {
+        out.display(render::severity_chart(&findings));
+    }
+    session.listing = Some(Listing {
+        findings,
+        filter,
+        backend: info,
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::magics::run_cell;
+    use crate::output::recording::RecordingOutput;
+    use crate::render::Rich;
+    use runbook::settings::{BackendChoice, Settings};
+
+    fn sandbox_session() -> Session {
+        let mut settings = Settings::default();
+        settings.backend = BackendChoice::Sandbox;
+        Session::new(settings, Vec::new())
+    }
+
+    async fn run_ok(session: &mut Session, code: &str) -> RecordingOutput {
+        let out = RecordingOutput::new();
+        if let Err(e) = run_cell(code, session, &out).await {
+            panic!("{code}: {e:?}");
+        }
+        out
+    }
+
+    fn html_of(bundle: &Bundle) -> &str {
+        match &bundle.rich {
+            Rich::Html(h) => h,
+            Rich::Markdown(m) => m,
+        }
+    }
+
+    #[tokio::test]
+    async fn default_listing_is_open_failed_findings_most_severe_first() {
+        let mut s = sandbox_session();
+        let out = run_ok(&mut s, "%findings").await;
+        let listing = s.listing.as_ref().expect("listing remembered");
+        assert!(!listing.findings.is_empty());
+        assert!(listing.findings.len() <= DEFAULT_LIMIT);
+        for pair in listing.findings.windows(2) {
+            assert!(pair[0].severity >= pair[1].severity, "sorted by severity");
+        }
+        for f in &listing.findings {
+            assert_eq!(f.compliance.status, Some(ComplianceStatus::Failed));
+            assert!(matches!(
+                f.workflow,
+                WorkflowStatus::New | WorkflowStatus::Notified
+            ));
+        }
+        let bundles = out.last_bundles();
+        assert_eq!(bundles.len(), 2, "the listing and the chart");
+        let table = &bundles[0];
+        assert_eq!(table.json["total"], listing.findings.len());
+        assert_eq!(table.json["shown"][0]["number"], 1);
+        assert_eq!(
+            table.json["shown"][0]["id"],
+            listing.findings[0].id.as_str()
+        );
+        assert!(
+            table.plain.contains("(default)"),
+            "the defaults are said: {}",
+            table.plain
+        );
+        assert!(
+            bundles[1]
+                .extra
+                .iter()
+                .any(|(mime, _)| *mime == crate::render::VEGA_LITE_MIME)
+        );
+    }
+
+    #[tokio::test]
+    async fn filters_narrow_the_listing() {
+        let mut s = sandbox_session();
+        run_ok(
+            &mut s,
+            "%findings --severity critical,high --region us-east-1",
+        )
+        .await;
+        let listing = s.listing.take().unwrap();
+        assert!(!listing.findings.is_empty());
+        assert!(
+            listing
+                .findings
+                .iter()
+                .all(|f| f.severity >= Severity::High && f.region == "us-east-1")
+        );
+
+        run_ok(&mut s, "%findings --control EC2.19 --account 222222222222").await;
+        let listing = s.listing.take().unwrap();
+        assert!(!listing.findings.is_empty());
+        assert!(
+            listing
+                .findings
+                .iter()
+                .all(
+                    |f| f.control_id.as_ref().map(|c| c.as_str()) == Some("EC2.19")
+                        && f.account.as_str() == "222222222222"
+                )
+        );
+
+        run_ok(
+            &mut s,
+            "%findings --resource-type AwsAccount --title password",
+        )
+        .await;
+        let listing = s.listing.take().unwrap();
+        assert!(
+            listing
+                .findings
+                .iter()
+                .all(|f| f.title.to_lowercase().contains("password"))
+        );
+
+        run_ok(&mut s, "%findings --limit 3").await;
+        assert_eq!(s.listing.take().unwrap().findings.len(), 3);
+
+        run_ok(
+            &mut s,
+            "%findings --status PASSED --workflow RESOLVED --all",
+        )
+        .await;
+        let listing = s.listing.take().unwrap();
+        assert!(!listing.findings.is_empty());
+        assert!(
+            listing
+                .findings
+                .iter()
+                .all(|f| f.workflow == WorkflowStatus::Resolved)
+        );
+    }
+
+    #[tokio::test]
+    async fn attacker_text_is_escaped() {
+        let mut s = sandbox_session();
+        let out = run_ok(&mut s, "%findings --all").await;
+        let listing_html = html_of(&out.last_bundles()[0]).to_string();
+        let hostile = s
+            .listing
+            .as_ref()
+            .unwrap()
+            .findings
+            .iter()
+            .position(|f| {
+                serde_json::to_string(&f.raw)
+                    .unwrap_or_default()
+                    .contains("onerror")
+            })
+            .expect("the sandbox carries a hostile finding");
+        let out = run_ok(&mut s, &format!("%finding {}", hostile + 1)).await;
+        let detail_html = html_of(&out.last_bundles()[0]).to_string();
+        for html in [&listing_html, &detail_html] {
+            assert!(!html.contains("<img"), "raw tag in output");
+            assert!(!html.contains("<script>"), "raw script in output");
+        }
+        assert!(detail_html.contains("&lt;img") || listing_html.contains("&lt;img"));
+    }
+
+    #[tokio::test]
+    async fn references_need_a_listing_and_a_valid_number() {
+        let mut s = sandbox_session();
+        let out = RecordingOutput::new();
+        let err = run_cell("%finding 1", &mut s, &out).await.unwrap_err();
+        assert!(err.evalue.contains("run %findings first"), "{}", err.evalue);
+        run_ok(&mut s, "%findings --limit 2").await;
+        let err = run_cell("%finding 3", &mut s, &out).await.unwrap_err();
+        assert!(err.evalue.contains("1 to 2"), "{}", err.evalue);
+        let err = run_cell("%finding 0", &mut s, &out).await.unwrap_err();
+        assert_eq!(err.ename, MagicError::USAGE);
+        let err = run_cell(
+            "%finding arn:aws:securityhub:us-east-1:111111111111:nope",
+            &mut s,
+            &out,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.ename, MagicError::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn a_finding_id_works_without_a_listing() {
+        let mut s = sandbox_session();
+        run_ok(&mut s, "%findings --limit 1").await;
+        let id = s.listing.take().unwrap().findings[0].id.clone();
+        let out = run_ok(&mut s, &format!("%finding '{id}'")).await;
+        assert_eq!(out.last_bundles()[0].json["id"], id.as_str());
+    }
+
+    #[test]
+    fn bad_values_say_what_is_accepted() {
+        for (code, expected) in [
+            ("%findings --severity severe", "possible values"),
+            ("%findings --account 12345", "12 digits"),
+            ("%findings --control port22", "EC2.19"),
+            ("%findings --region mars", "us-east-1"),
+            ("%findings --limit 10 --all", "cannot be used with"),
+        ] {
+            let inv = crate::magics::split_cell(code).unwrap();
+            let err = crate::magics::parse_call(&inv[0]).unwrap_err();
+            let all = err.traceback().join("\n");
+            assert!(all.contains(expected), "{code}: {all}");
+        }
+    }
+}

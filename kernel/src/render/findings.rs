@@ -1,0 +1,312 @@
+//! Findings as tables, detail pages and a severity chart.
+
+use std::collections::BTreeMap;
+
+use runbook::Severity;
+use runbook::cloud::BackendInfo;
+use runbook::finding::Finding;
+use serde_json::{Value, json};
+
+use super::html::{self, Cell, Table};
+use super::{Bundle, VEGA_LITE_MIME};
+
+/// Rows shown at most; the rest stay in the listing, reachable by number or filters.
+pub const MAX_ROWS: usize = 200;
+
+fn severity_colour(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Critical => "#7d0a0a",
+        Severity::High => "#d13212",
+        Severity::Medium => "#e07700",
+        Severity::Low => "#a38b00",
+        Severity::Informational => "#5f6b7a",
+    }
+}
+
+pub fn severity_badge(severity: Severity) -> String {
+    format!(
+        "<span style=\"background:{};color:#fff;padding:1px 6px;border-radius:3px;font-weight:600;font-size:0.85em\">{}</span>",
+        severity_colour(severity),
+        severity.label()
+    )
+}
+
+fn updated(f: &Finding) -> String {
+    f.updated_at
+        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
+}
+
+fn resource_label(f: &Finding) -> String {
+    f.primary_resource()
+        .map(|r| r.name().map_or_else(|| r.id.clone(), str::to_string))
+        .unwrap_or_default()
+}
+
+fn control(f: &Finding) -> String {
+    f.control_id
+        .as_ref()
+        .map_or_else(String::new, |c| c.as_str().to_string())
+}
+
+/// Cuts `s` to `max` characters for plain-text tables.
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut short: String = s.chars().take(max.saturating_sub(1)).collect();
+    short.push('…');
+    short
+}
+
+/// Findings per severity, most severe first; every severity is present.
+pub fn counts(findings: &[Finding]) -> BTreeMap<Severity, usize> {
+    let mut counts: BTreeMap<Severity, usize> = Severity::ALL.iter().map(|s| (*s, 0)).collect();
+    for f in findings {
+        *counts.entry(f.severity).or_default() += 1;
+    }
+    counts
+}
+
+fn counts_text(counts: &BTreeMap<Severity, usize>) -> String {
+    counts
+        .iter()
+        .rev()
+        .map(|(s, n)| format!("{} {n}", s.label()))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// The listing: a numbered table (first [`MAX_ROWS`] rows), counts, the filter in words.
+pub fn listing(
+    findings: &[Finding],
+    filter_text: &str,
+    backend: &BackendInfo,
+    limited: bool,
+) -> Bundle {
+    let counts = counts(findings);
+    let shown = &findings[..findings.len().min(MAX_ROWS)];
+    let source = format!("{} · {}", backend.kind, backend.region);
+    let mut heading = format!(
+        "{} finding{} ({source}) — {filter_text}",
+        findings.len(),
+        if findings.len() == 1 { "" } else { "s" }
+    );
+    if limited {
+        heading.push_str(" — limited; use --limit N or --all for more");
+    }
+    let mut plain = format!("{heading}\n{}\n", counts_text(&counts));
+    let mut table = Table::new(
+        "runbook-findings",
+        &[
+            "#", "Severity", "Control", "Title", "Resource", "Account", "Region", "Workflow",
+            "Updated",
+        ],
+    );
+    let mut rows = Vec::with_capacity(shown.len());
+    for (i, f) in shown.iter().enumerate() {
+        let number = i + 1;
+        let resource = resource_label(f);
+        plain.push_str(&format!(
+            "{number:>4}  {:<13} {:<12} {:<60} {:<30} {} {:<14} {:<9} {}\n",
+            f.severity.label(),
+            control(f),
+            cut(&f.title, 60),
+            cut(&resource, 30),
+            f.account,
+            f.region,
+            f.workflow.label(),
+            updated(f)
+        ));
+        table.row(vec![
+            Cell::text(number.to_string()),
+            Cell::markup(severity_badge(f.severity)),
+            Cell::code(control(f)),
+            Cell::text(&f.title),
+            Cell::text(&resource),
+            Cell::code(f.account.as_str()),
+            Cell::text(&f.region),
+            Cell::text(f.workflow.label()),
+            Cell::text(updated(f)),
+        ]);
+        rows.push(json!({
+            "number": number,
+            "id": f.id,
+            "severity": f.severity,
+            "control_id": f.control_id,
+            "title": f.title,
+            "resource": resource,
+            "account": f.account,
+            "region": f.region,
+            "workflow": f.workflow,
+            "updated_at": f.updated_at,
+        }));
+    }
+    let mut rich = format!(
+        "<div class=\"runbook-listing\"><p><strong>{}</strong></p><p>{}</p>",
+        html::text(&heading),
+        counts
+            .iter()
+            .rev()
+            .map(|(s, n)| format!("{} {n}", severity_badge(*s)))
+            .collect::<Vec<_>>()
+            .join(" &nbsp; ")
+    );
+    if findings.is_empty() {
+        rich.push_str("<p>No findings match.</p>");
+        plain.push_str("No findings match.\n");
+    } else {
+        rich.push_str(&table.render());
+    }
+    if findings.len() > shown.len() {
+        let more = format!(
+            "Showing the first {} of {}. %finding N opens any of them; filters narrow the list.",
+            shown.len(),
+            findings.len()
+        );
+        plain.push_str(&more);
+        rich.push_str(&format!("<p>{}</p>", html::text(&more)));
+    } else if !findings.is_empty() {
+        let hint = "%finding N shows one in full; %summarize N and %remediate N act on it.";
+        plain.push_str(hint);
+        rich.push_str(&format!("<p><em>{}</em></p>", html::text(hint)));
+    }
+    rich.push_str("</div>");
+    let counts_json: serde_json::Map<String, Value> = counts
+        .iter()
+        .map(|(s, n)| (s.label().to_string(), json!(n)))
+        .collect();
+    Bundle::html(
+        plain.trim_end().to_string(),
+        rich,
+        json!({
+            "backend": backend,
+            "filter": filter_text,
+            "total": findings.len(),
+            "limited": limited,
+            "counts": counts_json,
+            "shown": rows,
+        }),
+    )
+}
+
+/// A Vega-Lite bar chart of the counts, in severity order and colours.
+pub fn severity_chart(findings: &[Finding]) -> Bundle {
+    let counts = counts(findings);
+    let values: Vec<Value> = counts
+        .iter()
+        .rev()
+        .map(|(s, n)| json!({"severity": s.label(), "count": n}))
+        .collect();
+    let order: Vec<&str> = Severity::ALL.iter().rev().map(|s| s.label()).collect();
+    let colours: Vec<&str> = Severity::ALL
+        .iter()
+        .rev()
+        .map(|s| severity_colour(*s))
+        .collect();
+    let spec = json!({
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "description": "Findings by severity",
+        "data": {"values": values},
+        "mark": {"type": "bar"},
+        "encoding": {
+            "x": {"field": "severity", "type": "nominal", "sort": order, "title": "Severity"},
+            "y": {"field": "count", "type": "quantitative", "title": "Findings"},
+            "color": {"field": "severity", "type": "nominal", "scale": {"domain": order, "range": colours}, "legend": null}
+        },
+        "width": 320,
+        "height": 160
+    });
+    let plain = format!("Findings by severity: {}", counts_text(&counts));
+    // Markdown, not HTML, as the fallback: JupyterLab prefers HTML to Vega-Lite but
+    // Vega-Lite to Markdown, so the chart is what shows where it can be drawn.
+    let markdown = counts
+        .iter()
+        .rev()
+        .map(|(s, n)| format!("**{}** {n}", s.label()))
+        .collect::<Vec<_>>()
+        .join(" · ");
+    Bundle::markdown(plain, markdown, json!({"counts": values})).with_extra(VEGA_LITE_MIME, spec)
+}
+
+/// One finding in full: key facts, resources, remediation link, and the raw JSON.
+pub fn detail(f: &Finding) -> Bundle {
+    let mut facts = Table::new("runbook-finding", &["", ""]);
+    let mut plain = format!("{} {} {}\n", f.severity.label(), control(f), f.title);
+    let rows: Vec<(&str, String)> = vec![
+        ("Severity", f.severity.label().to_string()),
+        ("Control", control(f)),
+        ("Title", f.title.clone()),
+        ("Account", f.account.to_string()),
+        ("Region", f.region.clone()),
+        ("Workflow", f.workflow.label().to_string()),
+        (
+            "Compliance",
+            f.compliance
+                .status
+                .map_or_else(String::new, |s| s.label().to_string()),
+        ),
+        ("Record state", f.record_state.label().to_string()),
+        ("Product", f.product_name.clone().unwrap_or_default()),
+        ("Updated", updated(f)),
+        ("Id", f.id.clone()),
+    ];
+    for (k, v) in &rows {
+        plain.push_str(&format!("{k:<13} {v}\n"));
+        let cell = if *k == "Severity" {
+            Cell::markup(severity_badge(f.severity))
+        } else {
+            Cell::text(v)
+        };
+        facts.row(vec![Cell::text(k), cell]);
+    }
+    plain.push_str(&format!("\n{}\n", f.description));
+    let mut resources = Table::new(
+        "runbook-resources",
+        &["Type", "Id", "Region", "Name", "Tags"],
+    );
+    for r in &f.resources {
+        let tags = r
+            .tags
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        plain.push_str(&format!("Resource: {} {}\n", r.resource_type, r.id));
+        resources.row(vec![
+            Cell::code(&r.resource_type),
+            Cell::code(&r.id),
+            Cell::text(r.region.as_deref().unwrap_or("")),
+            Cell::text(r.name().unwrap_or("")),
+            Cell::text(tags),
+        ]);
+    }
+    let mut rich = format!(
+        "<div class=\"runbook-finding\">{}<p>{}</p><h4>Resources</h4>{}",
+        facts.render(),
+        html::text(&f.description),
+        resources.render()
+    );
+    // Only an https link is followed; anything else is shown as text.
+    if let Some(url) = &f.remediation_url {
+        plain.push_str(&format!("Remediation: {url}\n"));
+        if url.starts_with("https://") {
+            rich.push_str(&format!(
+                "<p>Remediation: <a href=\"{0}\" target=\"_blank\" rel=\"noopener noreferrer\">{0}</a></p>",
+                html::text(url)
+            ));
+        } else {
+            rich.push_str(&format!("<p>Remediation: {}</p>", html::text(url)));
+        }
+    }
+    let raw = serde_json::to_string_pretty(&f.raw).unwrap_or_default();
+    rich.push_str(&format!(
+        "<details><summary>Full finding (ASFF JSON)</summary>{}</details></div>",
+        html::pre(&raw)
+    ));
+    Bundle::html(
+        plain.trim_end().to_string(),
+        rich,
+        serde_json::to_value(f).unwrap_or(Value::Null),
+    )
+}

@@ -1,0 +1,318 @@
+//! The AWS backend: the official AWS SDK for Rust with the default credential chain.
+
+mod capture;
+mod errors;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig};
+use aws_credential_types::provider::ProvideCredentials;
+use aws_sdk_securityhub::types::{
+    AwsSecurityFindingFilters, AwsSecurityFindingIdentifier, NoteUpdate, SortCriterion, SortOrder,
+    StringFilter, StringFilterComparison, WorkflowUpdate,
+};
+
+use crate::cloud::{
+    BackendInfo, BackendKind, Cloud, CloudError, FetchProgress, MAX_NOTE_CHARS, MAX_UPDATE_BATCH,
+    ProgressFn, UnprocessedFinding, UpdateOutcome, select,
+};
+use crate::finding::{Finding, FindingFilter, FindingIdentifier, WorkflowStatus};
+use crate::settings::Settings;
+
+pub use capture::CaptureBody;
+pub use errors::cloud_error;
+
+/// GetFindings' largest page.
+const PAGE_SIZE: i32 = 100;
+/// Attempts per request; adaptive retry also paces requests after a throttle.
+const MAX_ATTEMPTS: u32 = 10;
+/// How long the credential chain may take to answer (IMDS probing is the slow part).
+const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(10);
+/// The name written as `UpdatedBy` on finding notes.
+pub const UPDATED_BY: &str = "runbook-kernel";
+
+/// Loads the SDK configuration for the settings' region and profile.
+pub async fn load_sdk_config(settings: &Settings) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS));
+    if let Some(region) = &settings.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(profile) = &settings.profile {
+        loader = loader.profile_name(profile);
+    }
+    loader.load().await
+}
+
+/// Asks the credential chain for credentials; `Err` says why there are none.
+pub async fn probe_credentials(sdk: &SdkConfig) -> Result<String, String> {
+    let provider = sdk
+        .credentials_provider()
+        .ok_or_else(|| "no credential provider is configured".to_string())?;
+    match tokio::time::timeout(CREDENTIALS_TIMEOUT, provider.provide_credentials()).await {
+        Ok(Ok(credentials)) => Ok(match credentials.account_id() {
+            Some(account) => format!(
+                "the default credential chain has credentials for account {}",
+                account.as_str()
+            ),
+            None => "the default credential chain has credentials".to_string(),
+        }),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "the credential chain did not answer within {} s",
+            CREDENTIALS_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+pub struct AwsCloud {
+    securityhub: aws_sdk_securityhub::Client,
+    region: String,
+    reason: String,
+}
+
+impl AwsCloud {
+    /// Builds the backend from a loaded SDK configuration; needs a region.
+    pub fn new(sdk: &SdkConfig, reason: impl Into<String>) -> Result<AwsCloud, CloudError> {
+        let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
+            CloudError::InvalidInput(
+                "no AWS region is configured; set one with %config region=us-east-1 (or AWS_REGION / the profile's region)".into(),
+            )
+        })?;
+        Ok(AwsCloud {
+            securityhub: aws_sdk_securityhub::Client::new(sdk),
+            region,
+            reason: reason.into(),
+        })
+    }
+
+    fn sh_error<E, R>(
+        &self,
+        action: &str,
+        error: aws_sdk_securityhub::error::SdkError<E, R>,
+    ) -> CloudError
+    where
+        E: aws_sdk_securityhub::error::ProvideErrorMetadata
+            + std::error::Error
+            + Send
+            + Sync
+            + 'static,
+        R: std::fmt::Debug,
+    {
+        cloud_error(action, "Security Hub", &self.region, error)
+    }
+}
+
+fn equals(values: impl IntoIterator<Item = String>) -> Option<Vec<StringFilter>> {
+    let filters: Vec<StringFilter> = values
+        .into_iter()
+        .map(|v| {
+            StringFilter::builder()
+                .value(v)
+                .comparison(StringFilterComparison::Equals)
+                .build()
+        })
+        .collect();
+    (!filters.is_empty()).then_some(filters)
+}
+
+fn contains(value: &Option<String>) -> Option<Vec<StringFilter>> {
+    value.as_ref().map(|v| {
+        vec![
+            StringFilter::builder()
+                .value(v.clone())
+                .comparison(StringFilterComparison::Contains)
+                .build(),
+        ]
+    })
+}
+
+/// The filter as GetFindings filters. The results are matched again locally, so
+/// both backends agree exactly on what a filter means.
+pub fn securityhub_filters(filter: &FindingFilter) -> AwsSecurityFindingFilters {
+    AwsSecurityFindingFilters::builder()
+        .set_id(equals(filter.ids.clone()))
+        .set_severity_label(equals(labels(&filter.severities)))
+        .set_compliance_security_control_id(equals(
+            filter.control_ids.iter().map(|c| c.as_str().to_string()),
+        ))
+        .set_compliance_status(equals(labels(&filter.compliance_statuses)))
+        .set_workflow_status(equals(labels(&filter.workflow_statuses)))
+        .set_record_state(equals(filter.record_state.iter().map(ToString::to_string)))
+        .set_aws_account_id(equals(
+            filter.accounts.iter().map(|a| a.as_str().to_string()),
+        ))
+        .set_region(equals(filter.regions.clone()))
+        .set_resource_type(equals(filter.resource_types.clone()))
+        .set_product_name(contains(&filter.product))
+        .set_title(contains(&filter.title_contains))
+        .build()
+}
+
+fn labels<T: ToString>(items: &[T]) -> Vec<String> {
+    items.iter().map(ToString::to_string).collect()
+}
+
+/// Reads one GetFindings response body: the findings (as ASFF JSON) and the next token.
+fn parse_page(body: &[u8]) -> Result<(Vec<Finding>, usize, Option<String>), CloudError> {
+    let page: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| CloudError::Other(format!("GetFindings returned invalid JSON: {e}")))?;
+    let values = page
+        .get("Findings")
+        .and_then(|f| f.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let (findings, errors) = Finding::from_asff_list(values);
+    let next = page
+        .get("NextToken")
+        .and_then(|t| t.as_str())
+        .filter(|t| !t.is_empty())
+        .map(str::to_string);
+    Ok((findings, errors.len(), next))
+}
+
+#[async_trait]
+impl Cloud for AwsCloud {
+    fn describe(&self) -> BackendInfo {
+        BackendInfo {
+            kind: BackendKind::Aws,
+            account: None,
+            region: self.region.clone(),
+            reason: self.reason.clone(),
+            accounts: Vec::new(),
+            regions: vec![self.region.clone()],
+        }
+    }
+
+    async fn get_findings(
+        &self,
+        filter: &FindingFilter,
+        progress: &mut ProgressFn<'_>,
+    ) -> Result<Vec<Finding>, CloudError> {
+        let filters = securityhub_filters(filter);
+        let mut found: Vec<Finding> = Vec::new();
+        let mut next_token: Option<String> = None;
+        let mut pages = 0;
+        let mut unreadable = 0;
+        loop {
+            let capture = CaptureBody::default();
+            let output = self
+                .securityhub
+                .get_findings()
+                .filters(filters.clone())
+                .sort_criteria(
+                    SortCriterion::builder()
+                        .field("SeverityNormalized")
+                        .sort_order(SortOrder::Descending)
+                        .build(),
+                )
+                .sort_criteria(
+                    SortCriterion::builder()
+                        .field("UpdatedAt")
+                        .sort_order(SortOrder::Descending)
+                        .build(),
+                )
+                .max_results(PAGE_SIZE)
+                .set_next_token(next_token.clone())
+                .customize()
+                .interceptor(capture.clone())
+                .send()
+                .await
+                .map_err(|e| self.sh_error("securityhub:GetFindings", e))?;
+            pages += 1;
+            let body = capture.take().ok_or_else(|| {
+                CloudError::Other("GetFindings returned no readable body".to_string())
+            })?;
+            let (page, bad, token) = parse_page(&body)?;
+            unreadable += bad;
+            found.extend(page.into_iter().filter(|f| filter.matches(f)));
+            // Pages come most severe first, so a limit can stop the paging early.
+            let enough = filter.limit.is_some_and(|n| found.len() >= n);
+            next_token = token.or_else(|| output.next_token().map(str::to_string));
+            let done = enough || next_token.is_none();
+            progress(FetchProgress {
+                pages,
+                findings: found.len(),
+                unreadable,
+                done,
+            });
+            if done {
+                break;
+            }
+        }
+        if unreadable > 0 && found.is_empty() {
+            return Err(CloudError::Other(format!(
+                "Security Hub returned {unreadable} findings this kernel could not read"
+            )));
+        }
+        Ok(select(found, filter))
+    }
+
+    async fn update_findings(
+        &self,
+        ids: &[FindingIdentifier],
+        workflow: WorkflowStatus,
+        note: &str,
+    ) -> Result<UpdateOutcome, CloudError> {
+        let note_chars = note.chars().count();
+        if note_chars > MAX_NOTE_CHARS {
+            return Err(CloudError::InvalidInput(format!(
+                "a finding note holds at most {MAX_NOTE_CHARS} characters; this one has {note_chars}"
+            )));
+        }
+        let mut outcome = UpdateOutcome::default();
+        for batch in ids.chunks(MAX_UPDATE_BATCH) {
+            let identifiers = batch
+                .iter()
+                .map(|f| {
+                    AwsSecurityFindingIdentifier::builder()
+                        .id(&f.id)
+                        .product_arn(&f.product_arn)
+                        .build()
+                })
+                .collect::<Vec<_>>();
+            let mut request = self
+                .securityhub
+                .batch_update_findings()
+                .set_finding_identifiers(Some(identifiers))
+                .workflow(
+                    WorkflowUpdate::builder()
+                        .status(workflow.label().into())
+                        .build(),
+                );
+            if !note.is_empty() {
+                let note = NoteUpdate::builder()
+                    .text(note)
+                    .updated_by(UPDATED_BY)
+                    .build();
+                request = request.note(note);
+            }
+            let output = request
+                .send()
+                .await
+                .map_err(|e| self.sh_error("securityhub:BatchUpdateFindings", e))?;
+            for processed in output.processed_findings() {
+                outcome.processed.push(FindingIdentifier {
+                    id: processed.id().unwrap_or_default().to_string(),
+                    product_arn: processed.product_arn().unwrap_or_default().to_string(),
+                });
+            }
+            for failed in output.unprocessed_findings() {
+                let finding = failed.finding_identifier();
+                outcome.unprocessed.push(UnprocessedFinding {
+                    finding: FindingIdentifier {
+                        id: finding.and_then(|f| f.id()).unwrap_or_default().to_string(),
+                        product_arn: finding
+                            .and_then(|f| f.product_arn())
+                            .unwrap_or_default()
+                            .to_string(),
+                    },
+                    error_code: failed.error_code().unwrap_or_default().to_string(),
+                    error_message: failed.error_message().unwrap_or_default().to_string(),
+                });
+            }
+        }
+        Ok(outcome)
+    }
+}
