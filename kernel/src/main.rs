@@ -69,6 +69,8 @@ fn run_kernel(connection_file: PathBuf) -> anyhow::Result<()> {
     let info = protocol::read_connection_file(&connection_file)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // The AWS SDK's deserializers recurse deeply on ASFF resource details.
+        .thread_stack_size(16 * 1024 * 1024)
         .enable_all()
         .build()?;
     runtime.block_on(async {

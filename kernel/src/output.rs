@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::magics::MagicError;
-use crate::protocol::{Publisher, next_message};
+use crate::protocol::{Publisher, child_message, next_message};
 use crate::render::Bundle;
 
 /// Names one display so later calls can replace its content in place.
@@ -136,11 +136,13 @@ impl Output for KernelOutput {
             return Err(AskError::NoStdin);
         }
         let mut stdin = self.stdin.lock().await;
-        let request = InputRequest {
-            prompt: prompt.to_string(),
-            password,
-        }
-        .as_child_of(&self.parent);
+        let request = child_message(
+            InputRequest {
+                prompt: prompt.to_string(),
+                password,
+            },
+            &self.parent,
+        );
         stdin
             .send(request)
             .await
@@ -149,7 +151,7 @@ impl Output for KernelOutput {
             let message = tokio::select! {
                 biased;
                 _ = self.token.cancelled() => return Err(AskError::Interrupted),
-                message = next_message("stdin", &mut stdin) => message,
+                received = next_message("stdin", &mut stdin) => received.message,
             };
             match message.content {
                 JupyterMessageContent::InputReply(reply) => return Ok(reply.value),

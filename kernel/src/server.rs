@@ -12,7 +12,7 @@ use jupyter_protocol::{
     ExecuteReply, ExecuteRequest, ExecutionCount, ExpressionResult, HelpLink, HistoryEntry,
     HistoryReply, HistoryRequest, InspectReply, InterruptReply, IsCompleteReply, JupyterMessage,
     JupyterMessageContent, KernelInfoReply, LanguageInfo, Media, MediaType, ReplyError,
-    ReplyStatus, ShutdownReply, Status,
+    ReplyStatus, ShutdownReply, Status, UnknownMessage,
 };
 use jupyter_zmq_client::{Connection, KernelControlConnection, KernelStdinConnection};
 use runbook::settings::{BackendChoice, SettingKey};
@@ -21,7 +21,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::magics::{self, MagicError, assist};
 use crate::output::KernelOutput;
-use crate::protocol::{self, Channels, PROTOCOL_VERSION, Publisher, next_message};
+use crate::protocol::{
+    self, Channels, PROTOCOL_VERSION, Publisher, Received, child_message, next_message,
+};
 use crate::session::{HISTORY_SESSION, Session};
 
 /// How long an interrupted cell may take to stop by itself before it is dropped.
@@ -62,18 +64,20 @@ impl Shared {
 
 fn banner(session: &Session) -> String {
     let settings = &session.settings;
-    let source = settings.source(SettingKey::Backend);
-    let backend = match settings.backend {
-        BackendChoice::Sandbox => "sandbox (the built-in simulated account; nothing touches AWS)".to_string(),
-        BackendChoice::Aws => "aws (the default credential chain)".to_string(),
-        BackendChoice::Auto => {
-            "auto (AWS when the default credential chain has credentials, otherwise the built-in sandbox)"
-                .to_string()
+    let backend = match (session.clouds.current(), settings.backend) {
+        (Some(connected), _) => connected.reason.clone(),
+        (None, BackendChoice::Sandbox) => {
+            "sandbox: the built-in simulated organisation; nothing touches AWS".to_string()
+        }
+        (None, BackendChoice::Aws) => "aws: the default credential chain".to_string(),
+        (None, BackendChoice::Auto) => {
+            "auto: AWS when the default credential chain has credentials, otherwise the built-in sandbox (decided on first use)".to_string()
         }
     };
     format!(
-        "Security Runbook kernel {}\nBackend: {backend}, set by {source}.\nType %help for the magics; %config shows the settings.",
-        env!("CARGO_PKG_VERSION")
+        "Security Runbook kernel {}\nBackend: {backend} (backend set by {}).\nType %help for the magics; %config shows the settings.",
+        env!("CARGO_PKG_VERSION"),
+        settings.source(SettingKey::Backend)
     )
 }
 
@@ -113,11 +117,37 @@ async fn reply<S: zeromq::SocketSend>(
     request: &JupyterMessage,
     content: impl Into<JupyterMessageContent>,
 ) {
-    let mut message = JupyterMessage::new(content.into(), Some(request));
-    message.header.username = "runbook-kernel".to_string();
-    if let Err(e) = connection.send(message).await {
+    if let Err(e) = connection.send(child_message(content, request)).await {
         tracing::warn!("reply to {} failed: {e}", request.header.msg_type);
     }
+}
+
+/// Answers a request whose content could not be read, so the client is not left waiting.
+async fn reply_unreadable<S: zeromq::SocketSend>(
+    connection: &mut Connection<S>,
+    request: &JupyterMessage,
+    reason: &str,
+) {
+    let msg_type = &request.header.msg_type;
+    tracing::warn!("unreadable {msg_type}: {reason}");
+    let Some(kind) = msg_type.strip_suffix("_request") else {
+        return;
+    };
+    let content = UnknownMessage {
+        msg_type: format!("{kind}_reply"),
+        content: serde_json::json!({
+            "status": "error",
+            "ename": "BadRequest",
+            "evalue": format!("the kernel could not read this {msg_type}: {reason}"),
+            "traceback": [],
+        }),
+    };
+    reply(
+        connection,
+        request,
+        JupyterMessageContent::UnknownMessage(content),
+    )
+    .await;
 }
 
 fn shutdown_reply(restart: bool) -> ShutdownReply {
@@ -174,11 +204,19 @@ async fn interrupt_on_sigint(shared: Arc<Shared>) {
 
 async fn control_loop(mut control: KernelControlConnection, iopub: Publisher, shared: Arc<Shared>) {
     loop {
-        let request = tokio::select! {
+        let Received {
+            message: request,
+            unreadable,
+        } = tokio::select! {
             _ = shared.shutdown.cancelled() => break,
-            message = next_message("control", &mut control) => message,
+            received = next_message("control", &mut control) => received,
         };
         iopub.publish(Status::busy(), &request);
+        if let Some(reason) = unreadable {
+            reply_unreadable(&mut control, &request, &reason).await;
+            iopub.publish(Status::idle(), &request);
+            continue;
+        }
         match &request.content {
             JupyterMessageContent::KernelInfoRequest(_) => {
                 reply(&mut control, &request, kernel_info(shared.banner())).await;
@@ -211,12 +249,18 @@ struct ShellLoop {
 impl ShellLoop {
     async fn run(&mut self) {
         loop {
-            let request = tokio::select! {
+            let Received {
+                message: request,
+                unreadable,
+            } = tokio::select! {
                 _ = self.shared.shutdown.cancelled() => break,
-                message = next_message("shell", &mut self.shell) => message,
+                received = next_message("shell", &mut self.shell) => received,
             };
             self.iopub.publish(Status::busy(), &request);
-            self.handle(&request).await;
+            match unreadable {
+                Some(reason) => reply_unreadable(&mut self.shell, &request, &reason).await,
+                None => self.handle(&request).await,
+            }
             self.iopub.publish(Status::idle(), &request);
         }
     }

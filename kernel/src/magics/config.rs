@@ -120,11 +120,14 @@ pub fn run(
         changed.push(key);
     }
     session.settings = updated;
-    let notes: Vec<String> = session
+    let mut notes: Vec<String> = session
         .env_problems
         .iter()
         .map(|p| format!("Ignored at start-up from the environment: {p}"))
         .collect();
+    if let Some(connected) = session.clouds.current() {
+        notes.push(format!("Backend in use: {}", connected.reason));
+    }
     show(&session.settings.entries(), &changed, &notes, out);
     Ok(())
 }

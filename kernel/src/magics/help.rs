@@ -19,7 +19,7 @@ pub fn run(args: HelpArgs, out: &dyn Output) -> Result<(), MagicError> {
     if let Some(name) = args.magic {
         let name = name.trim_start_matches('%');
         let info = find_magic(name).ok_or_else(|| unknown_magic(name))?;
-        show_help(info, out);
+        show_help(info, name, out);
         return Ok(());
     }
     let mut plain = String::from("Magics (each accepts --help):\n");

@@ -93,9 +93,15 @@ pub struct MagicInfo {
 impl MagicInfo {
     /// The clap command with the settings every magic shares.
     pub fn command(&self) -> clap::Command {
+        self.command_as(self.name)
+    }
+
+    /// The command as invoked under `name` (the magic's name or an alias), so
+    /// usage lines show what the user typed.
+    fn command_as(&self, name: &str) -> clap::Command {
         (self.args)()
-            .name(format!("%{}", self.name))
-            .bin_name(format!("%{}", self.name))
+            .name(format!("%{name}"))
+            .bin_name(format!("%{name}"))
             .color(ColorChoice::Never)
             .disable_version_flag(true)
     }
@@ -108,7 +114,19 @@ impl MagicInfo {
     }
 
     pub fn long_help(&self) -> String {
-        self.command().render_long_help().to_string()
+        self.long_help_as(self.name)
+    }
+
+    fn long_help_as(&self, name: &str) -> String {
+        let mut help = self.command_as(name).render_long_help().to_string();
+        if !self.aliases.is_empty() || name != self.name {
+            let names: Vec<String> = std::iter::once(self.name)
+                .chain(self.aliases.iter().copied())
+                .map(|n| format!("%{n}"))
+                .collect();
+            help.push_str(&format!("\nAlso known as: {}\n", names.join(", ")));
+        }
+        help
     }
 
     fn answers_to(&self, name: &str) -> bool {
@@ -312,12 +330,16 @@ pub fn split_cell(code: &str) -> Result<Vec<Invocation>, SplitError> {
 #[derive(Debug)]
 pub enum Parsed {
     Call(Box<MagicCall>),
-    /// `--help` was asked for: show this text.
-    Help(&'static MagicInfo),
+    /// `--help` was asked for: show the magic's help, under the name used.
+    Help(&'static MagicInfo, String),
 }
 
 fn unknown_magic(name: &str) -> MagicError {
-    let known: Vec<String> = MAGICS.iter().map(|m| format!("%{}", m.name)).collect();
+    let known: Vec<String> = MAGICS
+        .iter()
+        .flat_map(|m| std::iter::once(m.name).chain(m.aliases.iter().copied()))
+        .map(|n| format!("%{n}"))
+        .collect();
     let nearest = MAGICS
         .iter()
         .flat_map(|m| std::iter::once(m.name).chain(m.aliases.iter().copied()))
@@ -342,10 +364,11 @@ fn shorten_name(name: &str) -> String {
 
 fn parse_args<T: FromArgMatches>(
     info: &MagicInfo,
+    invoked: &str,
     args: &[String],
 ) -> Result<Option<T>, MagicError> {
-    let argv = std::iter::once(format!("%{}", info.name)).chain(args.iter().cloned());
-    let matches = match info.command().try_get_matches_from(argv) {
+    let argv = std::iter::once(format!("%{invoked}")).chain(args.iter().cloned());
+    let matches = match info.command_as(invoked).try_get_matches_from(argv) {
         Ok(m) => m,
         Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => return Ok(None),
         Err(e) => return Err(clap_error(e)),
@@ -383,9 +406,9 @@ pub fn parse_call(inv: &Invocation) -> Result<Parsed, MagicError> {
     }
     macro_rules! parsed {
         ($variant:expr) => {
-            match parse_args(info, &inv.args)? {
+            match parse_args(info, &inv.name, &inv.args)? {
                 Some(args) => Parsed::Call(Box::new($variant(args))),
-                None => Parsed::Help(info),
+                None => Parsed::Help(info, inv.name.clone()),
             }
         };
     }
@@ -420,8 +443,8 @@ async fn run_call(
     }
 }
 
-fn show_help(info: &MagicInfo, out: &dyn Output) {
-    let text = info.long_help();
+fn show_help(info: &MagicInfo, invoked: &str, out: &dyn Output) {
+    let text = info.long_help_as(invoked);
     out.display(Bundle::html(
         text.clone(),
         html::pre(&text),
@@ -446,7 +469,7 @@ pub async fn run_cell(
             return Err(MagicError::interrupted());
         }
         match item {
-            Parsed::Help(info) => show_help(info, out),
+            Parsed::Help(info, invoked) => show_help(info, &invoked, out),
             Parsed::Call(call) => run_call(*call, session, out).await?,
         }
     }
@@ -543,7 +566,7 @@ mod tests {
                 body: None,
             };
             assert!(
-                matches!(parse_call(&inv), Ok(Parsed::Help(_))),
+                matches!(parse_call(&inv), Ok(Parsed::Help(..))),
                 "{}",
                 info.name
             );

@@ -41,8 +41,7 @@ impl Publisher {
 
     /// Publishes `content` as a child of `parent` (the request it answers).
     pub fn publish(&self, content: impl Into<JupyterMessageContent>, parent: &JupyterMessage) {
-        let mut message = JupyterMessage::new(content.into(), Some(parent));
-        message.header.username = "runbook-kernel".into();
+        let mut message = super::child_message(content, parent);
         // On iopub the first frame is a topic, not the requester's routing identity.
         let topic = format!("{}.{}", self.topic_prefix, message.header.msg_type);
         message.zmq_identities = vec![topic.into_bytes().into()];

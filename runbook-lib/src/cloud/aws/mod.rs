@@ -32,10 +32,13 @@ const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(10);
 /// The name written as `UpdatedBy` on finding notes.
 pub const UPDATED_BY: &str = "runbook-kernel";
 
-/// Loads the SDK configuration for the settings' region and profile.
+/// Loads the SDK configuration for the settings' region and profile. Retries are
+/// adaptive unless AWS_RETRY_MODE or AWS_MAX_ATTEMPTS says otherwise.
 pub async fn load_sdk_config(settings: &Settings) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if std::env::var_os("AWS_RETRY_MODE").is_none() && std::env::var_os("AWS_MAX_ATTEMPTS").is_none() {
+        loader = loader.retry_config(RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS));
+    }
     if let Some(region) = &settings.region {
         loader = loader.region(Region::new(region.clone()));
     }
