@@ -45,3 +45,5 @@ bench: venv
 	cargo build --release --locked -p runbook-kernel
 	$(RELEASE_BIN) install --prefix $(VENV)
 	RUNBOOK_KERNEL_BIN=$(RELEASE_BIN) $(PY) bench/bench_kernel.py
+	$(PY) bench/bench_findings_fetch.py
+	cargo bench --locked -p runbook-kernel --bench render_listing

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 import traceback
@@ -127,9 +128,45 @@ def boto3_fetch(mode: str) -> Callable[[str], int]:
     return fetch
 
 
+def kernel_fetch(url: str) -> int:
+    """The runbook kernel's own `%findings --all` (the AWS SDK for Rust, adaptive retry),
+    driven over ZeroMQ like a frontend; the kernelspec comes from the running venv."""
+    from jupyter_client.manager import start_new_kernel
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RUNBOOK_"))}
+    env.update(
+        RUNBOOK_BACKEND="aws",
+        RUNBOOK_REGION="us-east-1",
+        AWS_ENDPOINT_URL_SECURITYHUB=url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+    )
+    km, kc = start_new_kernel(kernel_name="security-runbook", env=env)
+    try:
+        total = None
+
+        def hook(msg: dict) -> None:
+            nonlocal total
+            data = msg["content"].get("data", {}).get("application/vnd.runbook+json")
+            if isinstance(data, dict) and "shown" in data:
+                total = data["total"]
+
+        reply = kc.execute_interactive("%findings --all", output_hook=hook, timeout=600)
+        if reply["content"]["status"] != "ok":
+            raise RuntimeError(f"{reply['content'].get('ename')}: {reply['content'].get('evalue')}")
+        return int(total or 0)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
 PEERS: dict[str, Callable[[str], int]] = {
     "boto3-standard": boto3_fetch("standard"),
     "boto3-adaptive": boto3_fetch("adaptive"),
+    "runbook-kernel": kernel_fetch,
 }
 
 

@@ -1,7 +1,12 @@
 //! Per-kernel state that lives between cells.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use runbook::advisor::Advisor;
 use runbook::cloud::{BackendInfo, Clouds};
 use runbook::finding::{Finding, FindingFilter};
+use runbook::plan::RemediationPlan;
 use runbook::settings::{Settings, SettingsError};
 
 /// The last `%findings` result: later cells refer to its findings by number.
@@ -10,6 +15,20 @@ pub struct Listing {
     pub findings: Vec<Finding>,
     pub filter: FindingFilter,
     pub backend: BackendInfo,
+}
+
+/// A plan made in this session, with the finding it was made for.
+#[derive(Debug, Clone)]
+pub struct StoredPlan {
+    pub plan: RemediationPlan,
+    pub finding: Finding,
+}
+
+/// The advisor in use and the settings it was chosen for.
+pub struct ChosenAdvisor {
+    pub key: (String, Option<String>, Option<String>, String),
+    pub advisor: Arc<dyn Advisor>,
+    pub reason: String,
 }
 
 /// One stored input, numbered by its execution count.
@@ -27,6 +46,11 @@ pub struct Session {
     /// The backends: the sandbox (kept for the whole session) and the one in use.
     pub clouds: Clouds,
     pub listing: Option<Listing>,
+    /// Plans by id; only validated plans are stored.
+    pub plans: BTreeMap<String, StoredPlan>,
+    /// The most recent plan, for `%approve last`.
+    pub last_plan: Option<String>,
+    pub advisor: Option<ChosenAdvisor>,
     /// Environment values that were ignored at start-up, shown by `%config`.
     pub env_problems: Vec<SettingsError>,
     pub execution_count: usize,
@@ -39,6 +63,9 @@ impl Session {
             settings,
             clouds: Clouds::default(),
             listing: None,
+            plans: BTreeMap::new(),
+            last_plan: None,
+            advisor: None,
             env_problems,
             execution_count: 0,
             history: Vec::new(),

@@ -1,8 +1,12 @@
 //! The security runbook library: findings, remediation plans, execution and audit.
 //! It knows nothing of Jupyter; the kernel crate renders what it returns.
 
+pub mod advisor;
+pub mod catalog;
 pub mod cloud;
 pub mod finding;
+pub mod plan;
+pub mod resources;
 pub mod settings;
 pub mod severity;
 

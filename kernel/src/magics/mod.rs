@@ -6,7 +6,9 @@ mod config;
 pub mod finding;
 pub mod findings;
 mod help;
+pub mod remediate;
 mod sleep;
+pub mod summarize;
 mod version;
 
 use clap::{ColorChoice, CommandFactory, FromArgMatches};
@@ -154,6 +156,18 @@ pub static MAGICS: &[MagicInfo] = &[
         args: finding::FindingArgs::command,
     },
     MagicInfo {
+        name: "summarize",
+        aliases: &[],
+        cell: false,
+        args: summarize::SummarizeArgs::command,
+    },
+    MagicInfo {
+        name: "remediate",
+        aliases: &[],
+        cell: true,
+        args: remediate::RemediateArgs::command,
+    },
+    MagicInfo {
         name: "config",
         aliases: &[],
         cell: true,
@@ -183,6 +197,8 @@ pub enum MagicCall {
     Help(help::HelpArgs),
     Findings(findings::FindingsArgs),
     Finding(finding::FindingArgs),
+    Summarize(summarize::SummarizeArgs),
+    Remediate(remediate::RemediateArgs, Option<String>),
     Config(config::ConfigArgs, Option<String>),
     Version(version::VersionArgs),
     Sleep(sleep::SleepArgs),
@@ -416,6 +432,8 @@ pub fn parse_call(inv: &Invocation) -> Result<Parsed, MagicError> {
         "help" => parsed!(MagicCall::Help),
         "findings" => parsed!(MagicCall::Findings),
         "finding" => parsed!(MagicCall::Finding),
+        "summarize" => parsed!(MagicCall::Summarize),
+        "remediate" => parsed!(|a| MagicCall::Remediate(a, inv.body.clone())),
         "config" => parsed!(|a| MagicCall::Config(a, inv.body.clone())),
         "version" => parsed!(MagicCall::Version),
         "sleep" => parsed!(MagicCall::Sleep),
@@ -437,6 +455,8 @@ async fn run_call(
         MagicCall::Help(args) => help::run(args, out),
         MagicCall::Findings(args) => findings::run(args, session, out).await,
         MagicCall::Finding(args) => finding::run(args, session, out).await,
+        MagicCall::Summarize(args) => summarize::run(args, session, out).await,
+        MagicCall::Remediate(args, body) => remediate::run(args, body, session, out).await,
         MagicCall::Config(args, body) => config::run(args, body.as_deref(), session, out),
         MagicCall::Version(args) => version::run(args, session, out),
         MagicCall::Sleep(args) => sleep::run(args, out).await,

@@ -3,6 +3,8 @@
 
 pub mod findings;
 pub mod html;
+pub mod markdown;
+pub mod plan;
 
 use serde_json::Value;
 

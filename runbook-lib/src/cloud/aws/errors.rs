@@ -15,6 +15,57 @@ const THROTTLING: &[&str] = &[
     "SlowDown",
 ];
 
+/// Error codes meaning the named resource (or configuration) does not exist.
+const NOT_FOUND: &[&str] = &[
+    "ResourceNotFoundException",
+    "NotFoundException",
+    // IAM (e.g. no account password policy)
+    "NoSuchEntity",
+    // EC2
+    "InvalidGroup.NotFound",
+    "InvalidSecurityGroupRuleId.NotFound",
+    "InvalidPermission.NotFound",
+    "InvalidNetworkInterfaceID.NotFound",
+    // S3 Control
+    "NoSuchPublicAccessBlockConfiguration",
+];
+
+/// Error codes meaning the request itself cannot succeed as asked.
+const INVALID_INPUT: &[&str] = &[
+    "InvalidInputException",
+    "ValidationException",
+    "InvalidParameterValue",
+    "InvalidParameter",
+    "InvalidParameterCombination",
+    "MissingParameter",
+    // IAM
+    "ValidationError",
+    "MalformedPolicyDocument",
+    // EC2
+    "InvalidGroupId.Malformed",
+    "InvalidSecurityGroupRuleId.Malformed",
+    "InvalidPermission.Duplicate",
+    "InvalidPermission.Malformed",
+    "RulesPerSecurityGroupLimitExceeded",
+    // S3 Control
+    "InvalidRequest",
+    // GuardDuty answers most bad requests with this one code.
+    "BadRequestException",
+    // KMS
+    "UnsupportedOperationException",
+    "KMSInvalidStateException",
+    "DisabledException",
+    "InvalidArnException",
+];
+
+/// The error code of an SDK error, if the service sent one.
+pub fn error_code<E, R>(error: &SdkError<E, R>) -> Option<&str>
+where
+    E: ProvideErrorMetadata,
+{
+    error.code().filter(|c| !c.is_empty())
+}
+
 /// Maps an SDK error from `action` (e.g. `securityhub:GetFindings`) in `region`.
 pub fn cloud_error<E, R>(
     action: &str,
@@ -47,16 +98,18 @@ where
             c if THROTTLING.contains(&c) => CloudError::Throttled {
                 action: action.to_string(),
             },
-            "ResourceNotFoundException" | "NotFoundException" | "NoSuchEntity" => {
-                CloudError::NotFound(format!("{action}: {message}"))
+            c if NOT_FOUND.contains(&c) => {
+                CloudError::NotFound(format!("{action}: {code}: {message}"))
             }
-            "InvalidInputException" | "ValidationException" | "InvalidParameterValue" => {
-                CloudError::InvalidInput(format!("{action}: {message}"))
+            c if INVALID_INPUT.contains(&c) => {
+                CloudError::InvalidInput(format!("{action}: {code}: {message}"))
             }
             "UnrecognizedClientException"
             | "InvalidClientTokenId"
             | "ExpiredToken"
-            | "ExpiredTokenException" => {
+            | "ExpiredTokenException"
+            | "AuthFailure"
+            | "InvalidAccessKeyId" => {
                 CloudError::NoCredentials(format!("{action} was refused: {code}: {message}"))
             }
             "" => CloudError::Other(format!("{action} failed: {}", describe_chain(&error))),

@@ -2,7 +2,11 @@
 
 mod capture;
 mod errors;
+mod resources;
+mod s3control_endpoint;
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,9 +19,12 @@ use aws_sdk_securityhub::types::{
 
 use crate::cloud::{
     BackendInfo, BackendKind, Cloud, CloudError, FetchProgress, MAX_NOTE_CHARS, MAX_UPDATE_BATCH,
-    ProgressFn, UnprocessedFinding, UpdateOutcome, select,
+    ProgressFn, Target, UnprocessedFinding, UpdateOutcome, select,
 };
 use crate::finding::{Finding, FindingFilter, FindingIdentifier, WorkflowStatus};
+use crate::resources::{
+    GuardDutyDetector, IngressRule, KmsKey, PasswordPolicy, PublicAccessBlock, SecurityGroup,
+};
 use crate::settings::Settings;
 
 pub use capture::CaptureBody;
@@ -36,7 +43,9 @@ pub const UPDATED_BY: &str = "runbook-kernel";
 /// adaptive unless AWS_RETRY_MODE or AWS_MAX_ATTEMPTS says otherwise.
 pub async fn load_sdk_config(settings: &Settings) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if std::env::var_os("AWS_RETRY_MODE").is_none() && std::env::var_os("AWS_MAX_ATTEMPTS").is_none() {
+    if std::env::var_os("AWS_RETRY_MODE").is_none()
+        && std::env::var_os("AWS_MAX_ATTEMPTS").is_none()
+    {
         loader = loader.retry_config(RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS));
     }
     if let Some(region) = &settings.region {
@@ -70,9 +79,67 @@ pub async fn probe_credentials(sdk: &SdkConfig) -> Result<String, String> {
 }
 
 pub struct AwsCloud {
+    sdk: SdkConfig,
     securityhub: aws_sdk_securityhub::Client,
+    sts: aws_sdk_sts::Client,
     region: String,
     reason: String,
+    /// Resource clients by region (a finding is acted on in its own region).
+    clients: Mutex<HashMap<String, RegionClients>>,
+    /// STS GetCallerIdentity, once known.
+    caller: Mutex<Option<Caller>>,
+}
+
+/// Who the credentials belong to.
+#[derive(Debug, Clone)]
+struct Caller {
+    arn: String,
+    account: Option<String>,
+}
+
+/// The resource clients for one region (clients are cheap handles to clone).
+#[derive(Debug, Clone)]
+struct RegionClients {
+    ec2: aws_sdk_ec2::Client,
+    guardduty: aws_sdk_guardduty::Client,
+    iam: aws_sdk_iam::Client,
+    kms: aws_sdk_kms::Client,
+    s3control: aws_sdk_s3control::Client,
+}
+
+impl RegionClients {
+    fn new(sdk: &SdkConfig, region: &str) -> RegionClients {
+        let region = Region::new(region.to_string());
+        RegionClients {
+            ec2: aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(sdk)
+                    .region(region.clone())
+                    .build(),
+            ),
+            guardduty: aws_sdk_guardduty::Client::from_conf(
+                aws_sdk_guardduty::config::Builder::from(sdk)
+                    .region(region.clone())
+                    .build(),
+            ),
+            // IAM is global; the region only picks the partition's endpoint.
+            iam: aws_sdk_iam::Client::from_conf(
+                aws_sdk_iam::config::Builder::from(sdk)
+                    .region(region.clone())
+                    .build(),
+            ),
+            kms: aws_sdk_kms::Client::from_conf(
+                aws_sdk_kms::config::Builder::from(sdk)
+                    .region(region.clone())
+                    .build(),
+            ),
+            s3control: aws_sdk_s3control::Client::from_conf(
+                aws_sdk_s3control::config::Builder::from(sdk)
+                    .region(region)
+                    .endpoint_resolver(s3control_endpoint::S3ControlEndpoint::default())
+                    .build(),
+            ),
+        }
+    }
 }
 
 impl AwsCloud {
@@ -84,10 +151,26 @@ impl AwsCloud {
             )
         })?;
         Ok(AwsCloud {
+            sdk: sdk.clone(),
             securityhub: aws_sdk_securityhub::Client::new(sdk),
+            sts: aws_sdk_sts::Client::new(sdk),
             region,
             reason: reason.into(),
+            clients: Mutex::new(HashMap::new()),
+            caller: Mutex::new(None),
         })
+    }
+
+    /// The resource clients for the target's region, made on first use.
+    fn clients(&self, at: &Target) -> RegionClients {
+        match self.clients.lock() {
+            Ok(mut cache) => cache
+                .entry(at.region.clone())
+                .or_insert_with(|| RegionClients::new(&self.sdk, &at.region))
+                .clone(),
+            // A poisoned cache only costs a new client.
+            Err(_) => RegionClients::new(&self.sdk, &at.region),
+        }
     }
 
     fn sh_error<E, R>(
@@ -317,5 +400,119 @@ impl Cloud for AwsCloud {
             }
         }
         Ok(outcome)
+    }
+
+    async fn caller_identity(&self) -> Result<String, CloudError> {
+        self.op_caller_identity().await
+    }
+
+    async fn security_group(
+        &self,
+        at: &Target,
+        group_id: &str,
+    ) -> Result<SecurityGroup, CloudError> {
+        self.op_security_group(at, group_id).await
+    }
+
+    async fn revoke_ingress(
+        &self,
+        at: &Target,
+        group_id: &str,
+        rule_ids: &[String],
+    ) -> Result<(), CloudError> {
+        self.op_revoke_ingress(at, group_id, rule_ids).await
+    }
+
+    async fn authorize_ingress(
+        &self,
+        at: &Target,
+        group_id: &str,
+        rules: &[IngressRule],
+    ) -> Result<Vec<IngressRule>, CloudError> {
+        self.op_authorize_ingress(at, group_id, rules).await
+    }
+
+    async fn guardduty_detector(
+        &self,
+        at: &Target,
+    ) -> Result<Option<GuardDutyDetector>, CloudError> {
+        self.op_guardduty_detector(at).await
+    }
+
+    async fn create_detector(&self, at: &Target) -> Result<String, CloudError> {
+        self.op_create_detector(at).await
+    }
+
+    async fn set_detector_enabled(
+        &self,
+        at: &Target,
+        detector_id: &str,
+        enabled: bool,
+    ) -> Result<(), CloudError> {
+        self.op_set_detector_enabled(at, detector_id, enabled).await
+    }
+
+    async fn delete_detector(&self, at: &Target, detector_id: &str) -> Result<(), CloudError> {
+        self.op_delete_detector(at, detector_id).await
+    }
+
+    async fn password_policy(&self, at: &Target) -> Result<Option<PasswordPolicy>, CloudError> {
+        self.op_password_policy(at).await
+    }
+
+    async fn set_password_policy(
+        &self,
+        at: &Target,
+        policy: &PasswordPolicy,
+    ) -> Result<(), CloudError> {
+        self.op_set_password_policy(at, policy).await
+    }
+
+    async fn delete_password_policy(&self, at: &Target) -> Result<(), CloudError> {
+        self.op_delete_password_policy(at).await
+    }
+
+    async fn public_access_block(
+        &self,
+        at: &Target,
+    ) -> Result<Option<PublicAccessBlock>, CloudError> {
+        self.op_public_access_block(at).await
+    }
+
+    async fn set_public_access_block(
+        &self,
+        at: &Target,
+        block: &PublicAccessBlock,
+    ) -> Result<(), CloudError> {
+        self.op_set_public_access_block(at, block).await
+    }
+
+    async fn delete_public_access_block(&self, at: &Target) -> Result<(), CloudError> {
+        self.op_delete_public_access_block(at).await
+    }
+
+    async fn ebs_encryption_by_default(&self, at: &Target) -> Result<bool, CloudError> {
+        self.op_ebs_encryption_by_default(at).await
+    }
+
+    async fn set_ebs_encryption_by_default(
+        &self,
+        at: &Target,
+        enabled: bool,
+    ) -> Result<(), CloudError> {
+        self.op_set_ebs_encryption_by_default(at, enabled).await
+    }
+
+    async fn kms_key(&self, at: &Target, key_id: &str) -> Result<KmsKey, CloudError> {
+        self.op_kms_key(at, key_id).await
+    }
+
+    async fn set_key_rotation(
+        &self,
+        at: &Target,
+        key_id: &str,
+        enabled: bool,
+    ) -> Result<(), CloudError> {
+        self.op_set_key_rotation(at, key_id, enabled).await
     }
 }

@@ -1,0 +1,157 @@
+//! `%remediate REF` / `%%remediate REF`: a typed remediation plan, validated
+//! against the finding, with its live state, rollback, permissions, CLI and Python.
+
+use clap::Parser;
+use runbook::advisor::{Proposal, ProposalError};
+use runbook::catalog::{CatalogError, PolicyValues};
+use runbook::finding::FindingRef;
+use runbook::plan::RemediationPlan;
+use runbook::settings::Lang;
+use serde_json::json;
+
+use super::MagicError;
+use super::finding::resolve;
+use super::findings::connect;
+use super::summarize::{advisor_for, lang_parser};
+use crate::output::{Output, cancellable};
+use crate::render::plan::{self as render, PrecheckOutcome};
+use crate::session::{Session, StoredPlan};
+
+pub const PLAN_REJECTED: &str = "PlanRejected";
+
+/// Produce a typed, validated remediation plan, shown with its AWS CLI and Python equivalents (%%remediate: the body adds instructions)
+#[derive(Debug, Parser)]
+pub struct RemediateArgs {
+    /// A number from the last %findings listing, or a finding Id/ARN
+    #[arg(value_name = "REF", value_parser = |s: &str| s.parse::<FindingRef>())]
+    pub reference: FindingRef,
+    /// Plan language (default: the lang setting)
+    #[arg(long, value_parser = lang_parser())]
+    pub lang: Option<Lang>,
+}
+
+impl From<ProposalError> for MagicError {
+    fn from(e: ProposalError) -> MagicError {
+        match e {
+            ProposalError::Advisor(a) => a.into(),
+            ProposalError::Catalog(CatalogError::Cloud(c)) => c.into(),
+            ProposalError::Catalog(CatalogError::Rejected(r)) => MagicError::new(
+                PLAN_REJECTED,
+                format!("the proposed plan was rejected and nothing was stored: {r}"),
+            ),
+            ProposalError::Catalog(other) => MagicError::new(PLAN_REJECTED, other.to_string()),
+            ProposalError::NoProposal(text) => MagicError::new(
+                PLAN_REJECTED,
+                format!("the model proposed no plan, so nothing was stored ({text})"),
+            ),
+        }
+    }
+}
+
+/// Reads the live state each action would change.
+pub async fn prechecks(
+    plan: &RemediationPlan,
+    cloud: &dyn runbook::cloud::Cloud,
+) -> Vec<PrecheckOutcome> {
+    let at = plan.target();
+    let mut out = Vec::with_capacity(plan.actions.len());
+    for action in &plan.actions {
+        out.push(action.precheck(cloud, &at).await.map_err(|e| e.to_string()));
+    }
+    out
+}
+
+pub async fn run(
+    args: RemediateArgs,
+    instructions: Option<String>,
+    session: &mut Session,
+    out: &dyn Output,
+) -> Result<(), MagicError> {
+    let lang = args.lang.unwrap_or(session.settings.lang);
+    let finding = resolve(session, &args.reference, out).await?;
+    let connected = connect(session, out).await?;
+    let (advisor, _) = advisor_for(session, out).await?;
+    let kind = advisor.kind();
+    let waiting = match lang {
+        Lang::En => format!("_Planning with {}…_", kind.label()),
+        Lang::Ja => format!("_{} で修復プランを作成しています…_", kind.label()),
+    };
+    let extra = json!({"finding_id": finding.id, "lang": lang.code()});
+    let handle = out.display(render::explanation(
+        &waiting,
+        &kind,
+        None,
+        None,
+        extra.clone(),
+    ));
+    let mut streamed = String::new();
+    let mut on_text = |piece: &str| {
+        streamed.push_str(piece);
+        out.update(
+            &handle,
+            render::explanation(&streamed, &kind, None, Some("planning…"), extra.clone()),
+        );
+    };
+    // No organisation policy yet: the knowledge-base magic supplies it later.
+    let policy = PolicyValues::default();
+    let proposal = cancellable(
+        out,
+        advisor.remediate(
+            &finding,
+            lang,
+            instructions.as_deref(),
+            connected.cloud.as_ref(),
+            &policy,
+            &mut on_text,
+        ),
+    )
+    .await?;
+    let proposal = match proposal {
+        Ok(p) => p,
+        Err(ProposalError::Catalog(CatalogError::NothingToDo(why))) => {
+            let text = match lang {
+                Lang::En => format!("Nothing to do: {why}"),
+                Lang::Ja => format!("対応不要: {why}"),
+            };
+            out.update(
+                &handle,
+                render::explanation(&text, &kind, None, None, extra),
+            );
+            return Ok(());
+        }
+        Err(e) => {
+            let error: MagicError = e.into();
+            out.update(
+                &handle,
+                render::explanation(&streamed, &kind, None, Some(&error.evalue), extra),
+            );
+            return Err(error);
+        }
+    };
+    match proposal {
+        Proposal::Advice {
+            markdown,
+            advisor,
+            usage,
+        } => {
+            out.update(
+                &handle,
+                render::advice(&markdown, &advisor, usage.as_ref(), lang),
+            );
+        }
+        Proposal::Plan { plan, usage } => {
+            let checks = cancellable(out, prechecks(&plan, connected.cloud.as_ref())).await?;
+            out.update(&handle, render::plan(&plan, &checks, &kind, usage.as_ref()));
+            let id = plan.id.to_string();
+            session.plans.insert(
+                id.clone(),
+                StoredPlan {
+                    plan: *plan,
+                    finding,
+                },
+            );
+            session.last_plan = Some(id);
+        }
+    }
+    Ok(())
+}

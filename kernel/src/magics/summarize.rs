@@ -1,0 +1,146 @@
+//! `%summarize REF`: what was found, why it matters, next steps — streamed from
+//! Claude on Bedrock, or from the built-in catalog.
+
+use std::sync::Arc;
+
+use clap::Parser;
+use runbook::advisor::{self, Advisor, AdvisorError, AdvisorKind};
+use runbook::finding::FindingRef;
+use runbook::settings::{Lang, SettingKey};
+use serde_json::json;
+
+use super::MagicError;
+use super::finding::resolve;
+use super::findings::connect;
+use crate::output::{Output, cancellable};
+use crate::render::plan as render;
+use crate::session::{ChosenAdvisor, Session};
+
+/// `--lang en|ja`, shared by the magics that write in the session language.
+pub fn lang_parser() -> impl clap::builder::TypedValueParser<Value = Lang> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["en", "ja"]).try_map(|s: String| s.parse::<Lang>())
+}
+
+/// Explain a finding: what was found, why it matters, actionable next steps (streamed)
+#[derive(Debug, Parser)]
+pub struct SummarizeArgs {
+    /// A number from the last %findings listing, or a finding Id/ARN
+    #[arg(value_name = "REF", value_parser = |s: &str| s.parse::<FindingRef>())]
+    pub reference: FindingRef,
+    /// Answer language (default: the lang setting)
+    #[arg(long, value_parser = lang_parser())]
+    pub lang: Option<Lang>,
+}
+
+impl From<AdvisorError> for MagicError {
+    fn from(e: AdvisorError) -> MagicError {
+        let ename = match &e {
+            AdvisorError::AccessDenied { .. } => "AccessDenied",
+            AdvisorError::ModelNotFound { .. } => "ModelNotFound",
+            AdvisorError::Throttled { .. } => "Throttled",
+            AdvisorError::Validation { .. } => "InvalidInput",
+            AdvisorError::Unavailable { .. } | AdvisorError::Stream { .. } => "ModelError",
+            AdvisorError::Config(_) => "ConfigError",
+        };
+        MagicError::new(ename, e.to_string())
+    }
+}
+
+/// The advisor for the session's settings, chosen again only when they change.
+pub async fn advisor_for(
+    session: &mut Session,
+    out: &dyn Output,
+) -> Result<(Arc<dyn Advisor>, String), MagicError> {
+    let connected = connect(session, out).await?;
+    let backend = connected.describe().kind;
+    let settings = &session.settings;
+    let key = (
+        settings.model.clone(),
+        settings.region.clone(),
+        settings.profile.clone(),
+        format!("{backend}/{}", settings.source(SettingKey::Model)),
+    );
+    if let Some(chosen) = &session.advisor
+        && chosen.key == key
+    {
+        return Ok((chosen.advisor.clone(), chosen.reason.clone()));
+    }
+    let (advisor, reason) = cancellable(out, advisor::choose(settings, backend)).await??;
+    session.advisor = Some(ChosenAdvisor {
+        key,
+        advisor: advisor.clone(),
+        reason: reason.clone(),
+    });
+    Ok((advisor, reason))
+}
+
+fn waiting_text(kind: &AdvisorKind, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!("_Asking {}…_", kind.label()),
+        Lang::Ja => format!("_{} に問い合わせています…_", kind.label()),
+    }
+}
+
+pub async fn run(
+    args: SummarizeArgs,
+    session: &mut Session,
+    out: &dyn Output,
+) -> Result<(), MagicError> {
+    let lang = args.lang.unwrap_or(session.settings.lang);
+    let finding = resolve(session, &args.reference, out).await?;
+    let (advisor, _) = advisor_for(session, out).await?;
+    let kind = advisor.kind();
+    let extra = json!({"finding_id": finding.id, "lang": lang.code()});
+    let handle = out.display(render::explanation(
+        &waiting_text(&kind, lang),
+        &kind,
+        None,
+        None,
+        extra.clone(),
+    ));
+    let mut streamed = String::new();
+    let mut on_text = |piece: &str| {
+        streamed.push_str(piece);
+        out.update(
+            &handle,
+            render::explanation(&streamed, &kind, None, Some("streaming…"), extra.clone()),
+        );
+    };
+    let outcome = cancellable(out, advisor.summarize(&finding, lang, &mut on_text)).await;
+    match outcome {
+        Ok(Ok(summary)) => {
+            out.update(
+                &handle,
+                render::explanation(
+                    &summary.markdown,
+                    &kind,
+                    summary.usage.as_ref(),
+                    None,
+                    extra,
+                ),
+            );
+            Ok(())
+        }
+        Ok(Err(error)) => {
+            let partial = match &error {
+                AdvisorError::Stream { partial, .. } => partial.clone(),
+                _ => streamed,
+            };
+            let status = format!("stopped: {error}");
+            out.update(
+                &handle,
+                render::explanation(&partial, &kind, None, Some(&status), extra),
+            );
+            Err(error.into())
+        }
+        Err(interrupted) => {
+            // Keep what had arrived.
+            out.update(
+                &handle,
+                render::explanation(&streamed, &kind, None, Some("interrupted"), extra),
+            );
+            Err(interrupted)
+        }
+    }
+}
