@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use jupyter_protocol::{
@@ -45,6 +46,9 @@ pub trait Output: Send + Sync {
     async fn ask(&self, prompt: &str, password: bool) -> Result<String, AskError>;
     /// Fires when the user interrupts the cell.
     fn cancellation(&self) -> CancellationToken;
+    /// While true, an interrupt is left to the handler (it stops between steps and
+    /// rolls back) instead of the kernel dropping the cell after a grace period.
+    fn set_critical(&self, critical: bool);
 }
 
 /// Runs `work` until it finishes or the cell is interrupted, whichever comes first.
@@ -70,9 +74,15 @@ pub struct KernelOutput {
     /// A silent request shows nothing.
     muted: bool,
     token: CancellationToken,
+    critical: Arc<AtomicBool>,
 }
 
 impl KernelOutput {
+    /// Whether the handler is in a step that must not be dropped part-way.
+    pub fn critical(&self) -> Arc<AtomicBool> {
+        self.critical.clone()
+    }
+
     pub fn new(
         iopub: Publisher,
         stdin: Arc<Mutex<KernelStdinConnection>>,
@@ -88,6 +98,7 @@ impl KernelOutput {
             allow_stdin,
             muted,
             token,
+            critical: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -162,6 +173,10 @@ impl Output for KernelOutput {
 
     fn cancellation(&self) -> CancellationToken {
         self.token.clone()
+    }
+
+    fn set_critical(&self, critical: bool) {
+        self.critical.store(critical, Ordering::SeqCst);
     }
 }
 
@@ -242,6 +257,8 @@ pub mod recording {
         fn cancellation(&self) -> CancellationToken {
             self.token.clone()
         }
+
+        fn set_critical(&self, _critical: bool) {}
     }
 }
 

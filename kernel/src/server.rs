@@ -472,9 +472,16 @@ async fn run_guarded(
     token: &CancellationToken,
 ) -> Result<(), MagicError> {
     let cell = AssertUnwindSafe(magics::run_cell(code, session, out)).catch_unwind();
+    let critical = out.critical();
     let deadline = async {
         token.cancelled().await;
-        tokio::time::sleep(INTERRUPT_GRACE).await;
+        // A handler in a critical step (applying or rolling back) stops by itself.
+        loop {
+            tokio::time::sleep(INTERRUPT_GRACE).await;
+            if !critical.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+        }
     };
     tokio::select! {
         outcome = cell => outcome.unwrap_or_else(|panic| {

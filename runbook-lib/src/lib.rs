@@ -2,8 +2,10 @@
 //! It knows nothing of Jupyter; the kernel crate renders what it returns.
 
 pub mod advisor;
+pub mod audit;
 pub mod catalog;
 pub mod cloud;
+pub mod execute;
 pub mod finding;
 pub mod plan;
 pub mod resources;

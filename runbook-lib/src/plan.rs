@@ -1231,7 +1231,7 @@ fn rules_text(rules: &[IngressRule], lang: Lang) -> String {
         .iter()
         .map(|r| match lang {
             Lang::En => format!("{} from {}", ports_text(r, lang), r.source()),
-            Lang::Ja => format!("{} {} から", ports_text(r, lang), r.source()),
+            Lang::Ja => format!("{} からの {}", r.source(), ports_text(r, lang)),
         })
         .collect::<Vec<_>>()
         .join(", ")

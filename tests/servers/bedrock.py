@@ -420,6 +420,13 @@ class RecordedRequest:
     stream_complete: bool = False  # stream: every frame was written
     client_disconnected: bool = False  # stream: the client went away before the end
     time: float = field(default_factory=time.time)
+    # stream, for latency benchmarks (perf_counter() readings compare only within this
+    # process): (event name as in events_sent, time.perf_counter() just after that
+    # frame was written and flushed to the socket), in order ...
+    event_times: list[tuple[str, float]] = field(default_factory=list)
+    # ... and, index for index, time.perf_counter() just before the frame's write call
+    # (the receiver can have the bytes before the writing thread runs again).
+    event_write_started: list[float] = field(default_factory=list)
 
     @property
     def messages(self) -> list[dict]:
@@ -1085,7 +1092,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True  # server stopping: cut the stream
                 return
             first = False
-            self.wfile.write(b"%X\r\n%s\r\n" % (len(frame), frame))
+            data = b"%X\r\n%s\r\n" % (len(frame), frame)
+            started = time.perf_counter()
+            self.wfile.write(data)
+            self.wfile.flush()  # a no-op while wfile is unbuffered (wbufsize 0); explicit for the timestamp
+            rec.event_times.append((name, time.perf_counter()))
+            rec.event_write_started.append(started)
             rec.events_sent.append(name)
         self.wfile.write(b"0\r\n\r\n")
         rec.stream_complete = True

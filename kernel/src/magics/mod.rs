@@ -1,12 +1,15 @@
 //! Magics: cell text -> [`split_cell`] -> [`parse_call`] (clap) -> a typed
 //! [`MagicCall`] -> its handler, which writes to an [`Output`].
 
+pub mod approve;
 pub mod assist;
+mod audit;
 mod config;
 pub mod finding;
 pub mod findings;
 mod help;
 pub mod remediate;
+mod rollback;
 mod sleep;
 pub mod summarize;
 mod version;
@@ -168,6 +171,24 @@ pub static MAGICS: &[MagicInfo] = &[
         args: remediate::RemediateArgs::command,
     },
     MagicInfo {
+        name: "approve",
+        aliases: &[],
+        cell: false,
+        args: approve::ApproveArgs::command,
+    },
+    MagicInfo {
+        name: "rollback",
+        aliases: &[],
+        cell: false,
+        args: rollback::RollbackArgs::command,
+    },
+    MagicInfo {
+        name: "audit",
+        aliases: &[],
+        cell: false,
+        args: audit::AuditArgs::command,
+    },
+    MagicInfo {
         name: "config",
         aliases: &[],
         cell: true,
@@ -199,6 +220,9 @@ pub enum MagicCall {
     Finding(finding::FindingArgs),
     Summarize(summarize::SummarizeArgs),
     Remediate(remediate::RemediateArgs, Option<String>),
+    Approve(approve::ApproveArgs),
+    Rollback(rollback::RollbackArgs),
+    Audit(audit::AuditArgs),
     Config(config::ConfigArgs, Option<String>),
     Version(version::VersionArgs),
     Sleep(sleep::SleepArgs),
@@ -434,6 +458,9 @@ pub fn parse_call(inv: &Invocation) -> Result<Parsed, MagicError> {
         "finding" => parsed!(MagicCall::Finding),
         "summarize" => parsed!(MagicCall::Summarize),
         "remediate" => parsed!(|a| MagicCall::Remediate(a, inv.body.clone())),
+        "approve" => parsed!(MagicCall::Approve),
+        "rollback" => parsed!(MagicCall::Rollback),
+        "audit" => parsed!(MagicCall::Audit),
         "config" => parsed!(|a| MagicCall::Config(a, inv.body.clone())),
         "version" => parsed!(MagicCall::Version),
         "sleep" => parsed!(MagicCall::Sleep),
@@ -457,6 +484,9 @@ async fn run_call(
         MagicCall::Finding(args) => finding::run(args, session, out).await,
         MagicCall::Summarize(args) => summarize::run(args, session, out).await,
         MagicCall::Remediate(args, body) => remediate::run(args, body, session, out).await,
+        MagicCall::Approve(args) => approve::run(args, session, out).await,
+        MagicCall::Rollback(args) => rollback::run(args, session, out).await,
+        MagicCall::Audit(args) => audit::run(args, session, out),
         MagicCall::Config(args, body) => config::run(args, body.as_deref(), session, out),
         MagicCall::Version(args) => version::run(args, session, out),
         MagicCall::Sleep(args) => sleep::run(args, out).await,

@@ -5,16 +5,19 @@ use clap::Parser;
 use runbook::advisor::{Proposal, ProposalError};
 use runbook::catalog::{CatalogError, PolicyValues};
 use runbook::finding::FindingRef;
-use runbook::plan::RemediationPlan;
 use runbook::settings::Lang;
 use serde_json::json;
 
+use runbook::audit::{AuditLog, AuditRecord};
+use runbook::execute;
+
 use super::MagicError;
+use super::approve::AUDIT_ERROR;
 use super::finding::resolve;
 use super::findings::connect;
 use super::summarize::{advisor_for, lang_parser};
 use crate::output::{Output, cancellable};
-use crate::render::plan::{self as render, PrecheckOutcome};
+use crate::render::plan as render;
 use crate::session::{Session, StoredPlan};
 
 pub const PLAN_REJECTED: &str = "PlanRejected";
@@ -46,19 +49,6 @@ impl From<ProposalError> for MagicError {
             ),
         }
     }
-}
-
-/// Reads the live state each action would change.
-pub async fn prechecks(
-    plan: &RemediationPlan,
-    cloud: &dyn runbook::cloud::Cloud,
-) -> Vec<PrecheckOutcome> {
-    let at = plan.target();
-    let mut out = Vec::with_capacity(plan.actions.len());
-    for action in &plan.actions {
-        out.push(action.precheck(cloud, &at).await.map_err(|e| e.to_string()));
-    }
-    out
 }
 
 pub async fn run(
@@ -140,7 +130,25 @@ pub async fn run(
             );
         }
         Proposal::Plan { plan, usage } => {
-            let checks = cancellable(out, prechecks(&plan, connected.cloud.as_ref())).await?;
+            // The proposal is on the record before anyone can approve it.
+            let actor = cancellable(out, connected.cloud.caller_identity()).await??;
+            let recorded = AuditLog::open(&session.settings.audit_log)
+                .and_then(|mut log| log.append(AuditRecord::plan_proposed(&plan).by(actor)));
+            if let Err(e) = recorded {
+                let error = MagicError::new(
+                    AUDIT_ERROR,
+                    format!(
+                        "{e}; the plan was not stored (set %config audit_log=PATH to a writable file)"
+                    ),
+                );
+                out.update(
+                    &handle,
+                    render::explanation("", &kind, None, Some(&error.evalue), extra),
+                );
+                return Err(error);
+            }
+            let checks =
+                cancellable(out, execute::precheck_all(&plan, connected.cloud.as_ref())).await?;
             out.update(&handle, render::plan(&plan, &checks, &kind, usage.as_ref()));
             let id = plan.id.to_string();
             session.plans.insert(

@@ -153,7 +153,7 @@ fn rule_list(rules: &[&IngressRule], lang: Lang) -> String {
             };
             match lang {
                 Lang::En => format!("{ports} from {} ({})", r.source(), r.rule_id),
-                Lang::Ja => format!("{ports} {} から ({})", r.source(), r.rule_id),
+                Lang::Ja => format!("{} からの {ports} ({})", r.source(), r.rule_id),
             }
         })
         .collect::<Vec<_>>()
@@ -187,18 +187,16 @@ pub(crate) async fn plan(
             let attached = if g.network_interfaces.is_empty() {
                 "The group is not attached to any network interface, so nothing running loses access; it may be unused and could be deleted.".to_string()
             } else {
+                let (count, pronoun) = match g.network_interfaces.len() {
+                    1 => ("1 network interface".to_string(), "it"),
+                    k => (format!("{k} network interfaces"), "them"),
+                };
                 format!(
-                    "The group is attached to {} network interface{} ({enis}): whatever runs behind them can no longer be reached from the internet through these rules. If people need that access, give it through Session Manager, a VPN or a known source range instead.",
-                    g.network_interfaces.len(),
-                    if g.network_interfaces.len() == 1 {
-                        ""
-                    } else {
-                        "s"
-                    }
+                    "The group is attached to {count} ({enis}): whatever runs behind {pronoun} can no longer be reached from the internet through these rules. If people need that access, give it through Session Manager, a VPN or a known source range instead."
                 )
             };
             format!(
-                "{control}: security group {group_id} ({name}) has {n} rule{} open to the internet on {}: {}. Only {} revoked; its other {kept} rule{} stay. {attached} Rollback re-authorizes the same rules.",
+                "{control}: security group {group_id} ({name}) has {n} rule{} open to the internet on {}: {}. Only {} revoked; {} {attached} Rollback re-authorizes the same rules.",
                 if n == 1 { "" } else { "s" },
                 flagged_ports(control, lang),
                 rule_list(&open, lang),
@@ -207,7 +205,11 @@ pub(crate) async fn plan(
                 } else {
                     "these rules are"
                 },
-                if kept == 1 { "" } else { "s" },
+                match kept {
+                    0 => "the group has no other rules.".to_string(),
+                    1 => "its 1 other rule stays.".to_string(),
+                    k => format!("its {k} other rules stay."),
+                },
             )
         }
         Lang::Ja => {
@@ -220,9 +222,14 @@ pub(crate) async fn plan(
                 )
             };
             format!(
-                "{control}: セキュリティグループ {group_id} ({name}) には、{}に対してインターネットに開いたルールが {n} 件あります: {}。削除するのはこれらのルールだけで、ほかの {kept} 件のルールはそのまま残ります。{attached}ロールバックでは同じルールを再び追加します。",
+                "{control}: セキュリティグループ {group_id} ({name}) には、{} に対してインターネットに開いたルールが {n} 件あります: {}。削除するのはこれらのルールだけで、{}{attached}ロールバックでは同じルールを再び追加します。",
                 flagged_ports(control, lang),
                 rule_list(&open, lang),
+                if kept == 0 {
+                    "このグループにほかのルールはありません。".to_string()
+                } else {
+                    format!("ほかの {kept} 件のルールはそのまま残ります。")
+                },
             )
         }
     };
@@ -314,7 +321,7 @@ pub(crate) fn explain(
         .iter()
         .map(|r| match lang {
             Lang::En => format!("{} from {}", r.ports(), r.source()),
-            Lang::Ja => format!("{} {} から", r.ports(), r.source()),
+            Lang::Ja => format!("{} からの {}", r.source(), r.ports()),
         })
         .collect::<Vec<_>>()
         .join(", ");
@@ -335,7 +342,7 @@ pub(crate) fn explain(
         ),
         Lang::Ja => (
             format!(
-                "アカウント {}、リージョン {} のセキュリティグループ {group}{name} が、インターネット全体 (0.0.0.0/0 または ::/0) から{ports}へのインバウンド通信を許可しています{}。",
+                "アカウント {}、リージョン {} のセキュリティグループ {group}{name} が、インターネット全体 (0.0.0.0/0 または ::/0) から {ports} へのインバウンド通信を許可しています{}。",
                 finding.account,
                 finding.region,
                 if listed.is_empty() { String::new() } else { format!("（{listed}）") }

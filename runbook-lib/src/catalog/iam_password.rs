@@ -508,7 +508,7 @@ pub(crate) async fn plan(
         }
         Lang::Ja => {
             let mut s = format!(
-                "{control} では、パスワードポリシーで{req}が求められます。UpdateAccountPasswordPolicy は指定しなかった設定をすべて初期値に戻すため、プランではポリシー全体を送ります。変更するのは次の点だけです: {changes}。ほかの設定は現在の値のまま残ります。"
+                "{control} では、パスワードポリシーについて次のことが求められます: {req}。UpdateAccountPasswordPolicy は指定しなかった設定をすべて初期値に戻すため、プランではポリシー全体を送ります。変更するのは次の点だけです: {changes}。ほかの設定は現在の値のまま残ります。"
             );
             if !cited.is_empty() {
                 s += &format!("組織のポリシーから採用した値: {}。", cited.join("; "));
@@ -552,7 +552,7 @@ pub(crate) fn explain(
         ),
         Lang::Ja => (
             format!(
-                "アカウント {} の IAM パスワードポリシーが {control} を満たしていません。{control} では{req}が求められます。",
+                "アカウント {} の IAM パスワードポリシーが {control} を満たしていません。{control} では次のことが求められます: {req}。",
                 finding.account
             ),
             "IAM ユーザーのコンソールパスワードは、パスワードスプレーやリスト型攻撃の主な標的です。短いパスワード、文字種の少ないパスワード、期限のないパスワードや使い回されたパスワードは破られやすく、一つ推測されるだけでコンソールに入られるおそれがあります。".to_string(),

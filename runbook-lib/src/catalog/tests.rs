@@ -315,7 +315,7 @@ fn describe_reads_naturally_in_both_languages() {
     );
     assert_eq!(
         a.describe(Lang::Ja),
-        "セキュリティグループ sg-0123456789abcdef0 から、インターネット (0.0.0.0/0, ::/0) に開いている 2 件のインバウンドルール (tcp 22 0.0.0.0/0 から, tcp 22 ::/0 から) を削除します。"
+        "セキュリティグループ sg-0123456789abcdef0 から、インターネット (0.0.0.0/0, ::/0) に開いている 2 件のインバウンドルール (0.0.0.0/0 からの tcp 22, ::/0 からの tcp 22) を削除します。"
     );
     assert_eq!(a.name(), "RevokeIngress");
 }

@@ -2,6 +2,7 @@
 
 mod capture;
 mod errors;
+mod pace;
 mod resources;
 mod s3control_endpoint;
 
@@ -30,6 +31,9 @@ use crate::settings::Settings;
 pub use capture::CaptureBody;
 pub use errors::cloud_error;
 
+/// GetFindings' documented quota: requests per second, and burst.
+const GET_FINDINGS_RATE: f64 = 3.0;
+const GET_FINDINGS_BURST: f64 = 6.0;
 /// GetFindings' largest page.
 const PAGE_SIZE: i32 = 100;
 /// Attempts per request; adaptive retry also paces requests after a throttle.
@@ -88,6 +92,8 @@ pub struct AwsCloud {
     clients: Mutex<HashMap<String, RegionClients>>,
     /// STS GetCallerIdentity, once known.
     caller: Mutex<Option<Caller>>,
+    /// GetFindings' documented quota, kept client-side.
+    get_findings_pace: pace::Pace,
 }
 
 /// Who the credentials belong to.
@@ -158,6 +164,7 @@ impl AwsCloud {
             reason: reason.into(),
             clients: Mutex::new(HashMap::new()),
             caller: Mutex::new(None),
+            get_findings_pace: pace::Pace::new(GET_FINDINGS_RATE, GET_FINDINGS_BURST),
         })
     }
 
@@ -283,6 +290,7 @@ impl Cloud for AwsCloud {
         let mut unreadable = 0;
         loop {
             let capture = CaptureBody::default();
+            self.get_findings_pace.wait().await;
             let output = self
                 .securityhub
                 .get_findings()

@@ -1,0 +1,141 @@
+//! `%audit`: the audit trail as a table; damaged lines and runs that died part-way are flagged.
+
+use clap::Parser;
+use runbook::audit::{self, AuditReport};
+use runbook::plan::PlanId;
+use serde_json::json;
+
+use super::MagicError;
+use super::approve::AUDIT_ERROR;
+use crate::output::Output;
+use crate::render::{Bundle, html};
+use crate::session::Session;
+
+/// Show the audit trail: who approved what, each action with its before/after state, rollbacks and finding updates
+#[derive(Debug, Parser)]
+pub struct AuditArgs {
+    /// Show the last N records (default 50)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub last: Option<u32>,
+    /// Only the records of this plan
+    #[arg(long, value_name = "PLAN_ID", value_parser = |s: &str| s.parse::<PlanId>())]
+    pub plan: Option<PlanId>,
+}
+
+const DEFAULT_LAST: usize = 50;
+
+fn warnings(full: &AuditReport) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(tail) = &full.damaged_tail {
+        out.push(format!(
+            "The last line is damaged (a crash while writing?): {tail}. The records before it are intact."
+        ));
+    }
+    for problem in &full.problems {
+        out.push(format!("Unreadable record skipped: {problem}"));
+    }
+    for open in full.unfinished_runs() {
+        let action = open.action.as_ref().map_or_else(String::new, |a| {
+            format!(" action {} ({})", a.index + 1, a.name)
+        });
+        out.push(format!(
+            "Run of {}{action} started at {} and never finished: the kernel may have died part-way. Check the live state; %rollback {} undoes what finished.",
+            open.plan_id,
+            open.at.to_rfc3339(),
+            open.plan_id
+        ));
+    }
+    out
+}
+
+pub fn run(args: AuditArgs, session: &Session, out: &dyn Output) -> Result<(), MagicError> {
+    let path = &session.settings.audit_log;
+    let full = audit::read(path).map_err(|e| MagicError::new(AUDIT_ERROR, e.to_string()))?;
+    let notes = warnings(&full);
+    let mut report = full.clone();
+    if let Some(plan) = &args.plan {
+        report = report.for_plan(plan);
+    }
+    report = report.last(args.last.map_or(DEFAULT_LAST, |n| n as usize));
+    let mut plain = format!(
+        "Audit trail {} — {} record(s) shown{}\n",
+        path.display(),
+        report.records.len(),
+        if full.exists {
+            ""
+        } else {
+            " (no file yet: nothing has been recorded)"
+        }
+    );
+    let mut table = html::Table::new(
+        "runbook-audit",
+        &[
+            "#",
+            "Time",
+            "Event",
+            "Plan",
+            "Actor",
+            "Account / region",
+            "Action",
+            "Detail",
+        ],
+    );
+    for r in &report.records {
+        let action = r
+            .action
+            .as_ref()
+            .map_or_else(String::new, |a| format!("{} {}", a.index + 1, a.name));
+        let detail = r
+            .detail
+            .clone()
+            .or_else(|| r.outcome.clone())
+            .unwrap_or_default();
+        plain.push_str(&format!(
+            "{:>5} {} {:<16} {} {} {} {}\n",
+            r.seq,
+            r.at.format("%Y-%m-%d %H:%M:%S"),
+            r.event.name(),
+            r.plan_id,
+            r.actor,
+            action,
+            detail
+        ));
+        table.row(vec![
+            html::Cell::text(r.seq.to_string()),
+            html::Cell::text(r.at.format("%Y-%m-%d %H:%M:%S").to_string()),
+            html::Cell::code(r.event.name()),
+            html::Cell::code(r.plan_id.as_str()),
+            html::Cell::text(&r.actor),
+            html::Cell::text(format!("{} / {}", r.account, r.region)),
+            html::Cell::text(&action),
+            html::Cell::text(&detail),
+        ]);
+    }
+    let mut rich = format!(
+        "<p><strong>{}</strong></p>",
+        html::text(plain.lines().next().unwrap_or_default())
+    );
+    for note in &notes {
+        plain.push_str(&format!("WARNING: {note}\n"));
+        rich.push_str(&format!(
+            "<p style=\"border-left:4px solid #d13212;padding-left:8px\">{}</p>",
+            html::text(note)
+        ));
+    }
+    rich.push_str(&table.render());
+    let unfinished: Vec<_> = full.unfinished_runs().into_iter().cloned().collect();
+    out.display(Bundle::html(
+        plain.trim_end().to_string(),
+        rich,
+        json!({
+            "path": path,
+            "exists": full.exists,
+            "records": report.records,
+            "problems": full.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "damaged_tail": full.damaged_tail,
+            "unfinished": unfinished,
+            "warnings": notes,
+        }),
+    ));
+    Ok(())
+}

@@ -1,0 +1,522 @@
+//! Running an approved plan: precheck everything, apply each action and verify
+//! it, roll back what was applied if anything fails, then resolve the finding.
+//! Every step is written to a [`Journal`] before the next one starts.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cloud::{Cloud, MAX_NOTE_CHARS, Target, UpdateOutcome};
+use crate::finding::{FindingIdentifier, WorkflowStatus};
+use crate::plan::{Action, Applied, Precheck, RemediationPlan};
+use crate::settings::Lang;
+
+/// One step worth recording, in the order it happens.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum JournalEvent<'a> {
+    ActionStarted {
+        index: usize,
+        action: &'a Action,
+        before: &'a Value,
+    },
+    ActionFinished {
+        index: usize,
+        action: &'a Action,
+        applied: &'a Applied,
+        after: Value,
+        verified: bool,
+    },
+    ActionFailed {
+        index: usize,
+        action: &'a Action,
+        error: String,
+    },
+    RolledBack {
+        index: usize,
+        inverse: &'a Action,
+        error: Option<String>,
+    },
+    FindingUpdated {
+        findings: &'a [FindingIdentifier],
+        note: &'a str,
+        error: Option<String>,
+    },
+    RunFinished {
+        outcome: &'a str,
+    },
+}
+
+/// Where the executor writes each step before it takes the next. An error stops
+/// the run: a step that cannot be recorded is not taken.
+pub trait Journal: Send {
+    fn record(&mut self, event: JournalEvent<'_>) -> Result<(), String>;
+}
+
+/// A journal that keeps nothing, for dry runs and tests.
+pub struct NoJournal;
+
+impl Journal for NoJournal {
+    fn record(&mut self, _event: JournalEvent<'_>) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    Pending,
+    Running,
+    Done,
+    /// The intended state already held: nothing was changed.
+    NoOp,
+    Failed,
+    RolledBack,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub index: usize,
+    pub action: String,
+    pub description: String,
+    pub state: StepState,
+    pub precheck: Option<Precheck>,
+    pub applied: Option<Applied>,
+    pub verified: Option<bool>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    Running,
+    /// Every action applied (or already held) and verified; the finding was updated.
+    Succeeded,
+    /// Every action's intended state already held; nothing was changed.
+    AlreadyInPlace,
+    /// The live state no longer matches the plan; nothing was changed.
+    Drifted {
+        detail: String,
+    },
+    /// An action failed; the ones applied before it were rolled back.
+    Failed {
+        index: usize,
+        error: String,
+        rollback_errors: Vec<String>,
+    },
+    /// Stopped by an interrupt between actions; applied ones were rolled back.
+    Cancelled {
+        rollback_errors: Vec<String>,
+    },
+    /// A step could not be recorded, so it was not taken.
+    JournalFailed {
+        error: String,
+    },
+}
+
+impl Outcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Running => "running",
+            Outcome::Succeeded => "succeeded",
+            Outcome::AlreadyInPlace => "already_in_place",
+            Outcome::Drifted { .. } => "drifted",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Cancelled { .. } => "cancelled",
+            Outcome::JournalFailed { .. } => "journal_failed",
+        }
+    }
+
+    pub fn changed_nothing(&self) -> bool {
+        matches!(
+            self,
+            Outcome::AlreadyInPlace | Outcome::Drifted { .. } | Outcome::JournalFailed { .. }
+        )
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutionReport {
+    pub plan_id: String,
+    pub target: Target,
+    pub steps: Vec<StepReport>,
+    pub outcome: Outcome,
+    pub finding_update: Option<Result<UpdateOutcome, String>>,
+}
+
+/// The note written on resolved findings: the plan id and what was done, in the
+/// plan's language, at most [`MAX_NOTE_CHARS`] characters (not bytes).
+pub fn resolution_note(plan: &RemediationPlan) -> String {
+    let steps: Vec<String> = plan.actions.iter().map(|a| a.describe(plan.lang)).collect();
+    let text = match plan.lang {
+        Lang::En => format!(
+            "Remediated by {} (runbook-kernel), approved by a human: {}",
+            plan.id,
+            steps.join("; ")
+        ),
+        Lang::Ja => format!(
+            "{} により修復しました (runbook-kernel、人による承認済み): {}",
+            plan.id,
+            steps.join("、")
+        ),
+    };
+    if text.chars().count() <= MAX_NOTE_CHARS {
+        return text;
+    }
+    let mut cut: String = text.chars().take(MAX_NOTE_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// Reads the live state of every action: what a dry run shows, and the first step of a run.
+pub async fn precheck_all(
+    plan: &RemediationPlan,
+    cloud: &dyn Cloud,
+) -> Vec<Result<Precheck, String>> {
+    let at = plan.target();
+    let mut out = Vec::with_capacity(plan.actions.len());
+    for action in &plan.actions {
+        out.push(action.precheck(cloud, &at).await.map_err(|e| e.to_string()));
+    }
+    out
+}
+
+struct Run<'a> {
+    plan: &'a RemediationPlan,
+    cloud: &'a dyn Cloud,
+    journal: &'a mut dyn Journal,
+    progress: &'a mut (dyn FnMut(&ExecutionReport) + Send),
+    report: ExecutionReport,
+    /// Actions applied so far, with what their apply returned, for rollback.
+    applied: Vec<(usize, Applied)>,
+}
+
+impl Run<'_> {
+    fn show(&mut self) {
+        (self.progress)(&self.report);
+    }
+
+    fn record(&mut self, event: JournalEvent<'_>) -> Result<(), String> {
+        self.journal.record(event)
+    }
+
+    /// Applies the inverses of everything applied so far, newest first.
+    async fn roll_back(&mut self) -> Vec<String> {
+        let at = self.plan.target();
+        let mut errors = Vec::new();
+        while let Some((index, applied)) = self.applied.pop() {
+            let Some(inverse) = self.plan.actions[index].inverse(Some(&applied)) else {
+                continue;
+            };
+            let error = inverse
+                .apply(self.cloud, &at)
+                .await
+                .err()
+                .map(|e| e.to_string());
+            if let Err(journal) = self.journal.record(JournalEvent::RolledBack {
+                index,
+                inverse: &inverse,
+                error: error.clone(),
+            }) {
+                errors.push(format!(
+                    "recording the rollback of action {} failed: {journal}",
+                    index + 1
+                ));
+            }
+            match error {
+                Some(e) => errors.push(format!("rolling back action {} failed: {e}", index + 1)),
+                None => self.report.steps[index].state = StepState::RolledBack,
+            }
+            self.show();
+        }
+        errors
+    }
+
+    fn finish(&mut self, outcome: Outcome) -> ExecutionReport {
+        let label = outcome.label();
+        self.report.outcome = outcome;
+        if let Err(e) = self
+            .journal
+            .record(JournalEvent::RunFinished { outcome: label })
+        {
+            self.report.outcome = Outcome::JournalFailed { error: e };
+        }
+        self.show();
+        self.report.clone()
+    }
+}
+
+/// Runs an approved plan. `cancelled` is asked between actions (an interrupt);
+/// when it says yes, what was applied is rolled back.
+pub async fn execute(
+    plan: &RemediationPlan,
+    cloud: &dyn Cloud,
+    journal: &mut dyn Journal,
+    progress: &mut (dyn FnMut(&ExecutionReport) + Send),
+    cancelled: &(dyn Fn() -> bool + Sync),
+) -> ExecutionReport {
+    let at = plan.target();
+    let steps = plan
+        .actions
+        .iter()
+        .enumerate()
+        .map(|(index, a)| StepReport {
+            index,
+            action: a.name().to_string(),
+            description: a.describe(plan.lang),
+            state: StepState::Pending,
+            precheck: None,
+            applied: None,
+            verified: None,
+            error: None,
+        })
+        .collect();
+    let mut run = Run {
+        plan,
+        cloud,
+        journal,
+        progress,
+        report: ExecutionReport {
+            plan_id: plan.id.to_string(),
+            target: at.clone(),
+            steps,
+            outcome: Outcome::Running,
+            finding_update: None,
+        },
+        applied: Vec::new(),
+    };
+    run.show();
+
+    // 1. Precheck everything first: a drifted state stops the run before any change.
+    let prechecks = precheck_all(plan, cloud).await;
+    let mut drift = Vec::new();
+    for (i, check) in prechecks.into_iter().enumerate() {
+        match check {
+            Ok(p) => {
+                if let Some(d) = &p.drift {
+                    drift.push(format!("action {}: {d}", i + 1));
+                }
+                run.report.steps[i].precheck = Some(p);
+            }
+            Err(e) => drift.push(format!(
+                "action {}: cannot read the current state: {e}",
+                i + 1
+            )),
+        }
+    }
+    if !drift.is_empty() {
+        return run.finish(Outcome::Drifted {
+            detail: drift.join("; "),
+        });
+    }
+    if run
+        .report
+        .steps
+        .iter()
+        .all(|s| s.precheck.as_ref().is_some_and(|p| p.already_done))
+    {
+        for step in &mut run.report.steps {
+            step.state = StepState::NoOp;
+        }
+        return run.finish(Outcome::AlreadyInPlace);
+    }
+
+    // 2. Apply and verify, one action at a time.
+    for index in 0..plan.actions.len() {
+        if cancelled() {
+            let rollback_errors = run.roll_back().await;
+            return run.finish(Outcome::Cancelled { rollback_errors });
+        }
+        let action = &plan.actions[index];
+        let before = run.report.steps[index]
+            .precheck
+            .as_ref()
+            .map_or(Value::Null, |p| p.current.clone());
+        if let Err(e) = run.record(JournalEvent::ActionStarted {
+            index,
+            action,
+            before: &before,
+        }) {
+            let rollback_errors = run.roll_back().await;
+            let _ = rollback_errors;
+            return run.finish(Outcome::JournalFailed { error: e });
+        }
+        run.report.steps[index].state = StepState::Running;
+        run.show();
+        let result = match action.apply(cloud, &at).await {
+            Ok(applied) => match action.verify(cloud, &at).await {
+                Ok(true) => Ok(applied),
+                Ok(false) => Err((
+                    Some(applied),
+                    "verification failed: the intended state does not hold after apply".to_string(),
+                )),
+                Err(e) => Err((
+                    Some(applied),
+                    format!("verification could not read the state: {e}"),
+                )),
+            },
+            Err(e) => Err((None, e.to_string())),
+        };
+        match result {
+            Ok(applied) => {
+                let after = action
+                    .precheck(cloud, &at)
+                    .await
+                    .map_or(Value::Null, |p| p.current);
+                let recorded = run.record(JournalEvent::ActionFinished {
+                    index,
+                    action,
+                    applied: &applied,
+                    after,
+                    verified: true,
+                });
+                let step = &mut run.report.steps[index];
+                step.state = if applied.changed {
+                    StepState::Done
+                } else {
+                    StepState::NoOp
+                };
+                step.verified = Some(true);
+                step.applied = Some(applied.clone());
+                if applied.changed {
+                    run.applied.push((index, applied));
+                }
+                if let Err(e) = recorded {
+                    let rollback_errors = run.roll_back().await;
+                    let _ = rollback_errors;
+                    return run.finish(Outcome::JournalFailed { error: e });
+                }
+                run.show();
+            }
+            Err((applied, error)) => {
+                if let Some(applied) = applied.filter(|a| a.changed) {
+                    run.applied.push((index, applied));
+                }
+                let _ = run.record(JournalEvent::ActionFailed {
+                    index,
+                    action,
+                    error: error.clone(),
+                });
+                let step = &mut run.report.steps[index];
+                step.state = StepState::Failed;
+                step.error = Some(error.clone());
+                run.show();
+                let rollback_errors = run.roll_back().await;
+                return run.finish(Outcome::Failed {
+                    index,
+                    error,
+                    rollback_errors,
+                });
+            }
+        }
+    }
+
+    // 3. Resolve the finding, with a note naming the plan.
+    let note = resolution_note(plan);
+    let update = cloud
+        .update_findings(&plan.findings, WorkflowStatus::Resolved, &note)
+        .await
+        .map_err(|e| e.to_string());
+    let error = update.as_ref().err().cloned();
+    let recorded = run.record(JournalEvent::FindingUpdated {
+        findings: &plan.findings,
+        note: &note,
+        error,
+    });
+    run.report.finding_update = Some(update);
+    if let Err(e) = recorded {
+        return run.finish(Outcome::JournalFailed { error: e });
+    }
+    run.finish(Outcome::Succeeded)
+}
+
+/// One recorded action to undo: its index in the plan and its inverse.
+#[derive(Debug, Clone)]
+pub struct Undo {
+    pub index: usize,
+    pub inverse: Action,
+}
+
+/// Applies recorded inverses (newest first, as given) for `%rollback`, each
+/// verified and journalled. Stops at the first failure and says which.
+pub async fn rollback(
+    plan: &RemediationPlan,
+    undo: &[Undo],
+    cloud: &dyn Cloud,
+    journal: &mut dyn Journal,
+    progress: &mut (dyn FnMut(&ExecutionReport) + Send),
+) -> ExecutionReport {
+    let at = plan.target();
+    let mut report = ExecutionReport {
+        plan_id: plan.id.to_string(),
+        target: at.clone(),
+        steps: undo
+            .iter()
+            .map(|u| StepReport {
+                index: u.index,
+                action: u.inverse.name().to_string(),
+                description: u.inverse.describe(plan.lang),
+                state: StepState::Pending,
+                precheck: None,
+                applied: None,
+                verified: None,
+                error: None,
+            })
+            .collect(),
+        outcome: Outcome::Running,
+        finding_update: None,
+    };
+    progress(&report);
+    for (step, u) in undo.iter().enumerate() {
+        report.steps[step].state = StepState::Running;
+        progress(&report);
+        let result = match u.inverse.apply(cloud, &at).await {
+            Ok(applied) => match u.inverse.verify(cloud, &at).await {
+                Ok(true) => Ok(applied),
+                Ok(false) => Err(
+                    "verification failed: the previous state does not hold after rollback"
+                        .to_string(),
+                ),
+                Err(e) => Err(format!("verification could not read the state: {e}")),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        let error = result.as_ref().err().cloned();
+        if let Err(e) = journal.record(JournalEvent::RolledBack {
+            index: u.index,
+            inverse: &u.inverse,
+            error: error.clone(),
+        }) {
+            report.outcome = Outcome::JournalFailed { error: e };
+            progress(&report);
+            return report;
+        }
+        match result {
+            Ok(applied) => {
+                report.steps[step].state = StepState::RolledBack;
+                report.steps[step].verified = Some(true);
+                report.steps[step].applied = Some(applied);
+            }
+            Err(e) => {
+                report.steps[step].state = StepState::Failed;
+                report.steps[step].error = Some(e.clone());
+                report.outcome = Outcome::Failed {
+                    index: u.index,
+                    error: e,
+                    rollback_errors: Vec::new(),
+                };
+                let _ = journal.record(JournalEvent::RunFinished { outcome: "failed" });
+                progress(&report);
+                return report;
+            }
+        }
+        progress(&report);
+    }
+    report.outcome = Outcome::Succeeded;
+    if let Err(e) = journal.record(JournalEvent::RunFinished {
+        outcome: "rolled_back",
+    }) {
+        report.outcome = Outcome::JournalFailed { error: e };
+    }
+    progress(&report);
+    report
+}
