@@ -520,3 +520,230 @@ pub async fn rollback(
     progress(&report);
     report
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::Sandbox;
+    use crate::cloud::sandbox::state::OrgState;
+    use crate::finding::{ControlId, FindingIdentifier};
+    use crate::plan::{PlanDraft, PlanSource};
+
+    /// A journal that keeps event names, and can be told to fail.
+    #[derive(Default)]
+    struct Recorder {
+        events: Vec<String>,
+        fail_at: Option<usize>,
+    }
+
+    impl Journal for Recorder {
+        fn record(&mut self, event: JournalEvent<'_>) -> Result<(), String> {
+            if self.fail_at == Some(self.events.len()) {
+                return Err("disk full".to_string());
+            }
+            let name = serde_json::to_value(&event)
+                .ok()
+                .and_then(|v| v.get("event").and_then(|e| e.as_str()).map(str::to_string))
+                .unwrap_or_default();
+            self.events.push(name);
+            Ok(())
+        }
+    }
+
+    /// A sandbox account and region where EBS default encryption is off, with its password policy.
+    fn setting(sandbox: &Sandbox) -> (Target, Option<crate::resources::PasswordPolicy>) {
+        sandbox.with_state(|s: &OrgState| {
+            for account in &s.accounts {
+                for region in &account.regions {
+                    if !region.ebs_encryption_by_default {
+                        return (
+                            Target {
+                                account: account.id.clone(),
+                                region: region.region.clone(),
+                            },
+                            account.password_policy.clone(),
+                        );
+                    }
+                }
+            }
+            panic!("the sandbox has a region without EBS default encryption")
+        })
+    }
+
+    fn plan_of(target: &Target, actions: Vec<Action>) -> RemediationPlan {
+        RemediationPlan::new(PlanDraft {
+            findings: vec![FindingIdentifier {
+                id: "test-finding".into(),
+                product_arn: "arn:aws:securityhub:us-east-1::product/aws/securityhub".into(),
+            }],
+            control_id: "EC2.7".parse::<ControlId>().unwrap(),
+            target: target.clone(),
+            actions,
+            rationale: "test".into(),
+            policy_citations: Vec::new(),
+            lang: Lang::En,
+            source: PlanSource::Catalog,
+        })
+    }
+
+    fn run(
+        plan: &RemediationPlan,
+        cloud: &dyn Cloud,
+        journal: &mut Recorder,
+        cancel_after: Option<usize>,
+    ) -> ExecutionReport {
+        let mut seen = 0;
+        let cancelled = std::sync::atomic::AtomicUsize::new(0);
+        let mut progress = |_: &ExecutionReport| {
+            seen += 1;
+        };
+        let ask = || {
+            let asked = cancelled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            cancel_after.is_some_and(|n| asked >= n)
+        };
+        futures_block_on(execute(plan, cloud, journal, &mut progress, &ask))
+    }
+
+    fn futures_block_on<F: std::future::Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+
+    fn three_actions(
+        previous: Option<crate::resources::PasswordPolicy>,
+        bad_length: bool,
+    ) -> Vec<Action> {
+        let mut policy = previous
+            .clone()
+            .unwrap_or(crate::resources::PasswordPolicy {
+                minimum_password_length: 8,
+                require_symbols: false,
+                require_numbers: false,
+                require_uppercase_characters: false,
+                require_lowercase_characters: false,
+                allow_users_to_change_password: true,
+                max_password_age: None,
+                password_reuse_prevention: None,
+                hard_expiry: false,
+            });
+        // IAM accepts 6..=128: 200 makes the second action fail on apply.
+        policy.minimum_password_length = if bad_length { 200 } else { 20 };
+        vec![
+            Action::EnableEbsEncryptionByDefault,
+            Action::SetPasswordPolicy { policy, previous },
+            Action::DisableEbsEncryptionByDefault,
+        ]
+    }
+
+    #[test]
+    fn a_failure_in_action_two_of_three_leaves_the_account_as_it_was() {
+        let sandbox = Sandbox::new();
+        let (target, previous) = setting(&sandbox);
+        let before = sandbox.state();
+        let plan = plan_of(&target, three_actions(previous, true));
+        let mut journal = Recorder::default();
+        let report = run(&plan, &sandbox, &mut journal, None);
+        assert!(
+            matches!(report.outcome, Outcome::Failed { index: 1, .. }),
+            "{:?}",
+            report.outcome
+        );
+        assert_eq!(sandbox.state(), before, "action 1 was rolled back");
+        assert_eq!(report.steps[0].state, StepState::RolledBack);
+        assert_eq!(
+            report.steps[2].state,
+            StepState::Pending,
+            "action 3 never ran"
+        );
+        assert_eq!(
+            journal.events,
+            [
+                "action_started",
+                "action_finished",
+                "action_started",
+                "action_failed",
+                "rolled_back",
+                "run_finished"
+            ]
+        );
+        assert!(
+            report.finding_update.is_none(),
+            "no finding is resolved by a failed run"
+        );
+    }
+
+    #[test]
+    fn an_interrupt_between_actions_rolls_back() {
+        let sandbox = Sandbox::new();
+        let (target, previous) = setting(&sandbox);
+        let before = sandbox.state();
+        let plan = plan_of(&target, three_actions(previous, false));
+        let mut journal = Recorder::default();
+        // Asked before each action: not before the first, yes before the second.
+        let report = run(&plan, &sandbox, &mut journal, Some(1));
+        assert!(
+            matches!(report.outcome, Outcome::Cancelled { ref rollback_errors } if rollback_errors.is_empty())
+        );
+        assert_eq!(sandbox.state(), before);
+    }
+
+    #[test]
+    fn a_step_that_cannot_be_recorded_is_not_taken() {
+        let sandbox = Sandbox::new();
+        let (target, previous) = setting(&sandbox);
+        let before = sandbox.state();
+        let plan = plan_of(&target, three_actions(previous, false));
+        let mut journal = Recorder {
+            fail_at: Some(0),
+            ..Recorder::default()
+        };
+        let report = run(&plan, &sandbox, &mut journal, None);
+        assert!(matches!(report.outcome, Outcome::JournalFailed { .. }));
+        assert_eq!(sandbox.state(), before, "nothing changed");
+    }
+
+    #[test]
+    fn drift_stops_the_run_before_any_change() {
+        let sandbox = Sandbox::new();
+        let (target, previous) = setting(&sandbox);
+        let plan = plan_of(&target, three_actions(previous, false));
+        // Someone changes the password policy after the plan was made.
+        sandbox.with_state_mut(|s| {
+            if let Some(a) = s.account_mut(&target.account) {
+                a.password_policy = a.password_policy.clone().map(|mut p| {
+                    p.minimum_password_length = 10;
+                    p
+                });
+            }
+        });
+        let before = sandbox.state();
+        let report = run(&plan, &sandbox, &mut Recorder::default(), None);
+        assert!(
+            matches!(report.outcome, Outcome::Drifted { .. }),
+            "{:?}",
+            report.outcome
+        );
+        assert_eq!(sandbox.state(), before);
+    }
+
+    #[test]
+    fn notes_fit_security_hub_in_characters() {
+        let sandbox = Sandbox::new();
+        let (target, previous) = setting(&sandbox);
+        let mut plan = plan_of(&target, three_actions(previous, false));
+        plan.lang = Lang::Ja;
+        plan.actions = std::iter::repeat_n(Action::EnableEbsEncryptionByDefault, 40).collect();
+        let note = resolution_note(&plan);
+        assert!(note.chars().count() <= MAX_NOTE_CHARS);
+        assert!(
+            note.len() > MAX_NOTE_CHARS,
+            "multi-byte text is counted in characters"
+        );
+        assert!(note.contains(plan.id.as_str()));
+    }
+}
