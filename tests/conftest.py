@@ -368,3 +368,34 @@ def kernel_factory(tmp_path, request):
 @pytest.fixture
 def kernel(kernel_factory) -> Kernel:
     return kernel_factory()
+
+
+# --- helpers shared by the magic tests ------------------------------------------
+
+
+def final_displays(res: ExecResult) -> list[dict[str, Any]]:
+    """The last version of every display of a cell, in order of creation."""
+    order: list[str] = []
+    latest: dict[str, dict[str, Any]] = {}
+    for m in res.iopub:
+        if m["msg_type"] not in ("display_data", "update_display_data"):
+            continue
+        display_id = (m["content"].get("transient") or {}).get("display_id") or m["header"]["msg_id"]
+        if m["msg_type"] == "display_data":
+            order.append(display_id)
+        latest[display_id] = m["content"]["data"]
+    return [latest[d] for d in order]
+
+
+def last_bundle(res: ExecResult) -> dict[str, Any]:
+    """The final form of a cell's last display."""
+    displays = final_displays(res)
+    assert displays, res.describe()
+    return displays[-1]
+
+
+@pytest.fixture
+def no_ambient_aws(monkeypatch):
+    """Kernels inherit the test's environment: drop any real AWS settings."""
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)

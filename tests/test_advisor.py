@@ -8,25 +8,14 @@ import re
 
 import pytest
 
-from conftest import RUNBOOK_MIME
+from conftest import RUNBOOK_MIME, final_displays, last_bundle
 from servers import bedrock as br
-from test_findings import final_displays
+
+pytestmark = pytest.mark.usefixtures("no_ambient_aws")
 
 MODEL = "global.anthropic.claude-sonnet-4-6"
 HOSTILE_GROUP = "sg-0c0ffee0ddba11000"
 OTHER_GROUP = "sg-0a1b2c3d4e5f60701"
-
-
-@pytest.fixture(autouse=True)
-def _no_ambient_aws(monkeypatch):
-    for key in [k for k in os.environ if k.startswith("AWS_")]:
-        monkeypatch.delenv(key)
-
-
-def last_bundle(res) -> dict:
-    displays = final_displays(res)
-    assert displays, res.describe()
-    return displays[-1]
 
 
 def listing_number(kernel, predicate) -> int:

@@ -12,23 +12,12 @@ from queue import Empty
 
 import pytest
 
-from conftest import RUNBOOK_MIME
+from conftest import RUNBOOK_MIME, final_displays, last_bundle
 from servers.securityhub import SecurityHubServer, make_finding
-from test_findings import final_displays
+
+pytestmark = pytest.mark.usefixtures("no_ambient_aws")
 
 HOSTILE_GROUP = "sg-0c0ffee0ddba11000"
-
-
-@pytest.fixture(autouse=True)
-def _no_ambient_aws(monkeypatch):
-    for key in [k for k in os.environ if k.startswith("AWS_")]:
-        monkeypatch.delenv(key)
-
-
-def last_bundle(res) -> dict:
-    displays = final_displays(res)
-    assert displays, res.describe()
-    return displays[-1]
 
 
 def open_rows(kernel, *flags: str) -> list[dict]:

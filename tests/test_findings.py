@@ -9,25 +9,13 @@ from typing import Any
 
 import pytest
 
-from conftest import RUNBOOK_MIME
+from conftest import RUNBOOK_MIME, final_displays
 from servers.securityhub import SecurityHubServer, access_denied, make_findings, not_subscribed
+
+pytestmark = pytest.mark.usefixtures("no_ambient_aws")
 
 VEGA_LITE = "application/vnd.vegalite.v5+json"
 SEVERITY_ORDER = ["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL"]
-
-
-def final_displays(res) -> list[dict[str, Any]]:
-    """The last version of every display of a cell, in order of creation."""
-    order: list[str] = []
-    latest: dict[str, dict[str, Any]] = {}
-    for m in res.iopub:
-        if m["msg_type"] not in ("display_data", "update_display_data"):
-            continue
-        display_id = (m["content"].get("transient") or {}).get("display_id") or m["header"]["msg_id"]
-        if m["msg_type"] == "display_data":
-            order.append(display_id)
-        latest[display_id] = m["content"]["data"]
-    return [latest[d] for d in order]
 
 
 def listing_of(res) -> dict[str, Any]:
@@ -179,15 +167,6 @@ def aws_env(tmp_path: Path, server: SecurityHubServer, **extra: str) -> dict[str
     }
     env.update(extra)
     return env
-
-
-@pytest.fixture(autouse=True)
-def _no_ambient_aws(monkeypatch):
-    """The kernel inherits the test's environment: drop any real AWS settings."""
-    import os
-
-    for key in [k for k in os.environ if k.startswith("AWS_")]:
-        monkeypatch.delenv(key)
 
 
 def open_findings(server: SecurityHubServer) -> list[dict]:

@@ -620,17 +620,7 @@ mod tests {
     ) -> Vec<Action> {
         let mut policy = previous
             .clone()
-            .unwrap_or(crate::resources::PasswordPolicy {
-                minimum_password_length: 8,
-                require_symbols: false,
-                require_numbers: false,
-                require_uppercase_characters: false,
-                require_lowercase_characters: false,
-                allow_users_to_change_password: true,
-                max_password_age: None,
-                password_reuse_prevention: None,
-                hard_expiry: false,
-            });
+            .unwrap_or(crate::catalog::iam_password::DEFAULT_POLICY);
         // IAM accepts 6..=128: 200 makes the second action fail on apply.
         policy.minimum_password_length = if bad_length { 200 } else { 20 };
         vec![

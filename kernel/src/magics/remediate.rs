@@ -15,7 +15,7 @@ use super::MagicError;
 use super::approve::AUDIT_ERROR;
 use super::finding::resolve;
 use super::findings::connect;
-use super::summarize::{advisor_for, lang_parser};
+use super::summarize::{StreamingDisplay, advisor_for, lang_parser};
 use crate::output::{Output, cancellable};
 use crate::render::plan as render;
 use crate::session::{Session, StoredPlan};
@@ -67,21 +67,8 @@ pub async fn run(
         Lang::Ja => format!("_{} で修復プランを作成しています…_", kind.label()),
     };
     let extra = json!({"finding_id": finding.id, "lang": lang.code()});
-    let handle = out.display(render::explanation(
-        &waiting,
-        &kind,
-        None,
-        None,
-        extra.clone(),
-    ));
-    let mut streamed = String::new();
-    let mut on_text = |piece: &str| {
-        streamed.push_str(piece);
-        out.update(
-            &handle,
-            render::explanation(&streamed, &kind, None, Some("planning…"), extra.clone()),
-        );
-    };
+    let mut stream = StreamingDisplay::start(out, kind.clone(), extra, &waiting, "planning…");
+    let mut on_text = |piece: &str| stream.push(piece);
     // No organisation policy yet: the knowledge-base magic supplies it later.
     let policy = PolicyValues::default();
     let proposal = cancellable(
@@ -103,18 +90,12 @@ pub async fn run(
                 Lang::En => format!("Nothing to do: {why}"),
                 Lang::Ja => format!("対応不要: {why}"),
             };
-            out.update(
-                &handle,
-                render::explanation(&text, &kind, None, None, extra),
-            );
+            stream.show(&text, None, None);
             return Ok(());
         }
         Err(e) => {
             let error: MagicError = e.into();
-            out.update(
-                &handle,
-                render::explanation(&streamed, &kind, None, Some(&error.evalue), extra),
-            );
+            stream.show(&stream.text, None, Some(&error.evalue));
             return Err(error);
         }
     };
@@ -124,10 +105,7 @@ pub async fn run(
             advisor,
             usage,
         } => {
-            out.update(
-                &handle,
-                render::advice(&markdown, &advisor, usage.as_ref(), lang),
-            );
+            stream.replace(render::advice(&markdown, &advisor, usage.as_ref(), lang));
         }
         Proposal::Plan { plan, usage } => {
             // The proposal is on the record before anyone can approve it.
@@ -141,15 +119,12 @@ pub async fn run(
                         "{e}; the plan was not stored (set %config audit_log=PATH to a writable file)"
                     ),
                 );
-                out.update(
-                    &handle,
-                    render::explanation("", &kind, None, Some(&error.evalue), extra),
-                );
+                stream.show("", None, Some(&error.evalue));
                 return Err(error);
             }
             let checks =
                 cancellable(out, execute::precheck_all(&plan, connected.cloud.as_ref())).await?;
-            out.update(&handle, render::plan(&plan, &checks, &kind, usage.as_ref()));
+            stream.replace(render::plan(&plan, &checks, &kind, usage.as_ref()));
             let id = plan.id.to_string();
             session.plans.insert(
                 id.clone(),

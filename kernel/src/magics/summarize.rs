@@ -12,7 +12,7 @@ use serde_json::json;
 use super::MagicError;
 use super::finding::resolve;
 use super::findings::connect;
-use crate::output::{Output, cancellable};
+use crate::output::{DisplayHandle, Output, cancellable};
 use crate::render::plan as render;
 use crate::session::{ChosenAdvisor, Session};
 
@@ -75,6 +75,65 @@ pub async fn advisor_for(
     Ok((advisor, reason))
 }
 
+/// One display that shows a model's text as it streams in, then its final form.
+pub struct StreamingDisplay<'a> {
+    out: &'a dyn Output,
+    handle: DisplayHandle,
+    kind: AdvisorKind,
+    extra: serde_json::Value,
+    status: &'static str,
+    /// Everything that has arrived so far.
+    pub text: String,
+}
+
+impl<'a> StreamingDisplay<'a> {
+    pub fn start(
+        out: &'a dyn Output,
+        kind: AdvisorKind,
+        extra: serde_json::Value,
+        waiting: &str,
+        status: &'static str,
+    ) -> StreamingDisplay<'a> {
+        let handle = out.display(render::explanation(
+            waiting,
+            &kind,
+            None,
+            None,
+            extra.clone(),
+        ));
+        StreamingDisplay {
+            out,
+            handle,
+            kind,
+            extra,
+            status,
+            text: String::new(),
+        }
+    }
+
+    pub fn push(&mut self, piece: &str) {
+        self.text.push_str(piece);
+        let bundle = render::explanation(
+            &self.text,
+            &self.kind,
+            None,
+            Some(self.status),
+            self.extra.clone(),
+        );
+        self.out.update(&self.handle, bundle);
+    }
+
+    /// Replaces the display with `text` and an optional status line.
+    pub fn show(&self, text: &str, usage: Option<&runbook::advisor::Usage>, status: Option<&str>) {
+        let bundle = render::explanation(text, &self.kind, usage, status, self.extra.clone());
+        self.out.update(&self.handle, bundle);
+    }
+
+    pub fn replace(&self, bundle: crate::render::Bundle) {
+        self.out.update(&self.handle, bundle);
+    }
+}
+
 fn waiting_text(kind: &AdvisorKind, lang: Lang) -> String {
     match lang {
         Lang::En => format!("_Asking {}…_", kind.label()),
@@ -90,56 +149,28 @@ pub async fn run(
     let lang = args.lang.unwrap_or(session.settings.lang);
     let finding = resolve(session, &args.reference, out).await?;
     let (advisor, _) = advisor_for(session, out).await?;
-    let kind = advisor.kind();
     let extra = json!({"finding_id": finding.id, "lang": lang.code()});
-    let handle = out.display(render::explanation(
-        &waiting_text(&kind, lang),
-        &kind,
-        None,
-        None,
-        extra.clone(),
-    ));
-    let mut streamed = String::new();
-    let mut on_text = |piece: &str| {
-        streamed.push_str(piece);
-        out.update(
-            &handle,
-            render::explanation(&streamed, &kind, None, Some("streaming…"), extra.clone()),
-        );
-    };
+    let kind = advisor.kind();
+    let waiting = waiting_text(&kind, lang);
+    let mut stream = StreamingDisplay::start(out, kind, extra, &waiting, "streaming…");
+    let mut on_text = |piece: &str| stream.push(piece);
     let outcome = cancellable(out, advisor.summarize(&finding, lang, &mut on_text)).await;
     match outcome {
         Ok(Ok(summary)) => {
-            out.update(
-                &handle,
-                render::explanation(
-                    &summary.markdown,
-                    &kind,
-                    summary.usage.as_ref(),
-                    None,
-                    extra,
-                ),
-            );
+            stream.show(&summary.markdown, summary.usage.as_ref(), None);
             Ok(())
         }
         Ok(Err(error)) => {
             let partial = match &error {
                 AdvisorError::Stream { partial, .. } => partial.clone(),
-                _ => streamed,
+                _ => stream.text.clone(),
             };
-            let status = format!("stopped: {error}");
-            out.update(
-                &handle,
-                render::explanation(&partial, &kind, None, Some(&status), extra),
-            );
+            stream.show(&partial, None, Some(&format!("stopped: {error}")));
             Err(error.into())
         }
         Err(interrupted) => {
             // Keep what had arrived.
-            out.update(
-                &handle,
-                render::explanation(&streamed, &kind, None, Some("interrupted"), extra),
-            );
+            stream.show(&stream.text, None, Some("interrupted"));
             Err(interrupted)
         }
     }
