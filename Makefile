@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/security-runbook/target
 DEBUG_BIN := $(CARGO_TARGET_DIR)/debug/runbook-kernel
 RELEASE_BIN := $(CARGO_TARGET_DIR)/release/runbook-kernel
+# Jupyter refuses to run as root (containers, CI machines) unless told.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: help lab test rust-checks python-tests venv bench
 
@@ -27,7 +29,7 @@ venv: $(VENV)/.installed
 lab: venv
 	cargo build --release --locked -p runbook-kernel
 	$(RELEASE_BIN) install --prefix $(VENV)
-	RUNBOOK_BACKEND=sandbox $(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	RUNBOOK_BACKEND=sandbox $(VENV)/bin/jupyter lab --notebook-dir=notebooks $(ALLOW_ROOT)
 
 test: rust-checks python-tests
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use runbook::advisor::Advisor;
+use runbook::advisor::{Advisor, Turn};
 use runbook::cloud::{BackendInfo, Clouds};
 use runbook::finding::{Finding, FindingFilter};
 use runbook::plan::RemediationPlan;
@@ -51,6 +51,8 @@ pub struct Session {
     /// The most recent plan, for `%approve last`.
     pub last_plan: Option<String>,
     pub advisor: Option<ChosenAdvisor>,
+    /// The `%ask` conversation so far (`%ask --new` clears it).
+    pub conversation: Vec<Turn>,
     /// Environment values that were ignored at start-up, shown by `%config`.
     pub env_problems: Vec<SettingsError>,
     pub execution_count: usize,
@@ -66,6 +68,7 @@ impl Session {
             plans: BTreeMap::new(),
             last_plan: None,
             advisor: None,
+            conversation: Vec::new(),
             env_problems,
             execution_count: 0,
             history: Vec::new(),

@@ -2,6 +2,7 @@
 //! It knows nothing of Jupyter; the kernel crate renders what it returns.
 
 pub mod advisor;
+pub mod agent;
 pub mod audit;
 pub mod catalog;
 pub mod cloud;

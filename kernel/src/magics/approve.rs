@@ -169,41 +169,84 @@ pub async fn run(
 ) -> Result<(), MagicError> {
     let stored = stored_plan(session, &args.plan)?;
     let plan = &stored.plan;
+    if args.dry_run {
+        return dry_run(plan, session, out).await;
+    }
+    match approve_and_execute(plan, args.yes, session, out).await? {
+        Executed::AlreadyDone => Ok(()),
+        Executed::Ran(report) => match outcome_error(&report) {
+            Some(error) => Err(error),
+            None => Ok(()),
+        },
+    }
+}
+
+async fn dry_run(
+    plan: &runbook::plan::RemediationPlan,
+    session: &mut Session,
+    out: &dyn Output,
+) -> Result<(), MagicError> {
+    let connected = connect(session, out).await?;
+    let cloud = connected.cloud.clone();
+    let path = session.settings.audit_log.clone();
+    audit::read(&path).map_err(audit_error)?;
+    let handle = out.display(render::request(plan, true));
+    let mut log = AuditLog::open(&path).map_err(audit_error)?;
+    let actor = cancellable(out, cloud.caller_identity()).await??;
+    log.set_actor(actor);
+    let checks = cancellable(out, execute::precheck_all(plan, cloud.as_ref())).await?;
+    let before = json!(
+        checks
+            .iter()
+            .map(|c| c.as_ref().map(|p| p.current.clone()).unwrap_or_default())
+            .collect::<Vec<_>>()
+    );
+    let after = json!(
+        checks
+            .iter()
+            .map(|c| c.as_ref().map(|p| p.expected.clone()).unwrap_or_default())
+            .collect::<Vec<_>>()
+    );
+    log.append(AuditRecord::dry_run(plan, before, after))
+        .map_err(audit_error)?;
+    out.update(&handle, render::dry_run(plan, &checks));
+    Ok(())
+}
+
+/// What [`approve_and_execute`] did.
+#[derive(Debug, Clone)]
+pub enum Executed {
+    /// The audit trail shows the plan already succeeded; nothing ran.
+    AlreadyDone,
+    /// The plan ran; its outcome may still be a failure (see [`outcome_error`]).
+    Ran(ExecutionReport),
+}
+
+/// The approval and execution of %approve, shared with %ask: shows the request,
+/// asks the human (the plan id through stdin), and on yes runs precheck, apply,
+/// verify and the finding update, every step in the audit trail. A refusal is
+/// recorded and returned as a `NotApproved` error.
+pub async fn approve_and_execute(
+    plan: &runbook::plan::RemediationPlan,
+    yes: bool,
+    session: &mut Session,
+    out: &dyn Output,
+) -> Result<Executed, MagicError> {
     let id = plan.id.to_string();
     let connected = connect(session, out).await?;
     let cloud = connected.cloud.clone();
     let path = session.settings.audit_log.clone();
     let trail = audit::read(&path).map_err(audit_error)?;
-    if matches!(audit::plan_status(&trail, &plan.id), PlanStatus::Succeeded) && !args.dry_run {
+    if matches!(audit::plan_status(&trail, &plan.id), PlanStatus::Succeeded) {
         out.display(render::already_done(plan, &path));
-        return Ok(());
+        return Ok(Executed::AlreadyDone);
     }
-    let handle = out.display(render::request(plan, args.dry_run));
+    let handle = out.display(render::request(plan, false));
     let mut log = AuditLog::open(&path).map_err(audit_error)?;
     let actor = cancellable(out, cloud.caller_identity()).await??;
     log.set_actor(actor.clone());
 
-    if args.dry_run {
-        let checks = cancellable(out, execute::precheck_all(plan, cloud.as_ref())).await?;
-        let before = json!(
-            checks
-                .iter()
-                .map(|c| c.as_ref().map(|p| p.current.clone()).unwrap_or_default())
-                .collect::<Vec<_>>()
-        );
-        let after = json!(
-            checks
-                .iter()
-                .map(|c| c.as_ref().map(|p| p.expected.clone()).unwrap_or_default())
-                .collect::<Vec<_>>()
-        );
-        log.append(AuditRecord::dry_run(plan, before, after))
-            .map_err(audit_error)?;
-        out.update(&handle, render::dry_run(plan, &checks));
-        return Ok(());
-    }
-
-    match approval(args.yes, &id, session, out).await {
+    match approval(yes, &id, session, out).await {
         Ok(how) => log
             .append(AuditRecord::approved(plan).with_detail(how))
             .map_err(audit_error)?,
@@ -228,8 +271,5 @@ pub async fn run(
     };
     out.set_critical(false);
     out.update(&handle, render::progress(plan, &report, &actor));
-    match outcome_error(&report) {
-        Some(error) => Err(error),
-        None => Ok(()),
-    }
+    Ok(Executed::Ran(report))
 }

@@ -2,6 +2,7 @@
 //! [`MagicCall`] -> its handler, which writes to an [`Output`].
 
 pub mod approve;
+pub mod ask;
 pub mod assist;
 mod audit;
 mod config;
@@ -177,6 +178,12 @@ pub static MAGICS: &[MagicInfo] = &[
         args: approve::ApproveArgs::command,
     },
     MagicInfo {
+        name: "ask",
+        aliases: &[],
+        cell: true,
+        args: ask::AskArgs::command,
+    },
+    MagicInfo {
         name: "rollback",
         aliases: &[],
         cell: false,
@@ -221,6 +228,7 @@ pub enum MagicCall {
     Summarize(summarize::SummarizeArgs),
     Remediate(remediate::RemediateArgs, Option<String>),
     Approve(approve::ApproveArgs),
+    Ask(ask::AskArgs, Option<String>),
     Rollback(rollback::RollbackArgs),
     Audit(audit::AuditArgs),
     Config(config::ConfigArgs, Option<String>),
@@ -313,6 +321,14 @@ fn split_magic_line(line: &str, prefix: &str) -> Result<(String, Vec<String>), S
     if args.contains('\0') {
         return Err(SplitError::Malformed(
             "arguments contain a NUL character, which no magic accepts".into(),
+        ));
+    }
+    // A question is prose: `%ask What's open?` must not be read as an open quote,
+    // so %ask's words are split on whitespace only.
+    if name == "ask" {
+        return Ok((
+            name.to_string(),
+            args.split_whitespace().map(str::to_string).collect(),
         ));
     }
     let args = shlex::split(args).ok_or_else(|| {
@@ -459,6 +475,7 @@ pub fn parse_call(inv: &Invocation) -> Result<Parsed, MagicError> {
         "summarize" => parsed!(MagicCall::Summarize),
         "remediate" => parsed!(|a| MagicCall::Remediate(a, inv.body.clone())),
         "approve" => parsed!(MagicCall::Approve),
+        "ask" => parsed!(|a| MagicCall::Ask(a, inv.body.clone())),
         "rollback" => parsed!(MagicCall::Rollback),
         "audit" => parsed!(MagicCall::Audit),
         "config" => parsed!(|a| MagicCall::Config(a, inv.body.clone())),
@@ -485,6 +502,7 @@ async fn run_call(
         MagicCall::Summarize(args) => summarize::run(args, session, out).await,
         MagicCall::Remediate(args, body) => remediate::run(args, body, session, out).await,
         MagicCall::Approve(args) => approve::run(args, session, out).await,
+        MagicCall::Ask(args, body) => ask::run(args, body, session, out).await,
         MagicCall::Rollback(args) => rollback::run(args, session, out).await,
         MagicCall::Audit(args) => audit::run(args, session, out),
         MagicCall::Config(args, body) => config::run(args, body.as_deref(), session, out),

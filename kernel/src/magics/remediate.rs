@@ -59,6 +59,30 @@ pub async fn run(
 ) -> Result<(), MagicError> {
     let lang = args.lang.unwrap_or(session.settings.lang);
     let finding = resolve(session, &args.reference, out).await?;
+    propose(finding, lang, instructions.as_deref(), session, out).await?;
+    Ok(())
+}
+
+/// What [`propose`] produced.
+#[derive(Debug, Clone)]
+pub enum Proposed {
+    /// A validated plan, on the audit trail and stored in the session.
+    Plan(Box<StoredPlan>),
+    /// Advice for a control the catalog does not cover (not executable).
+    Advice(String),
+    /// The finding needs no change.
+    NothingToDo(String),
+}
+
+/// The %remediate path, shared with %ask: asks the advisor, validates the plan,
+/// records it in the audit trail, stores it in the session and shows it.
+pub async fn propose(
+    finding: runbook::finding::Finding,
+    lang: Lang,
+    instructions: Option<&str>,
+    session: &mut Session,
+    out: &dyn Output,
+) -> Result<Proposed, MagicError> {
     let connected = connect(session, out).await?;
     let (advisor, _) = advisor_for(session, out).await?;
     let kind = advisor.kind();
@@ -76,7 +100,7 @@ pub async fn run(
         advisor.remediate(
             &finding,
             lang,
-            instructions.as_deref(),
+            instructions,
             connected.cloud.as_ref(),
             &policy,
             &mut on_text,
@@ -91,7 +115,7 @@ pub async fn run(
                 Lang::Ja => format!("対応不要: {why}"),
             };
             stream.show(&text, None, None);
-            return Ok(());
+            return Ok(Proposed::NothingToDo(why));
         }
         Err(e) => {
             let error: MagicError = e.into();
@@ -106,6 +130,7 @@ pub async fn run(
             usage,
         } => {
             stream.replace(render::advice(&markdown, &advisor, usage.as_ref(), lang));
+            Ok(Proposed::Advice(markdown))
         }
         Proposal::Plan { plan, usage } => {
             // The proposal is on the record before anyone can approve it.
@@ -126,15 +151,13 @@ pub async fn run(
                 cancellable(out, execute::precheck_all(&plan, connected.cloud.as_ref())).await?;
             stream.replace(render::plan(&plan, &checks, &kind, usage.as_ref()));
             let id = plan.id.to_string();
-            session.plans.insert(
-                id.clone(),
-                StoredPlan {
-                    plan: *plan,
-                    finding,
-                },
-            );
+            let stored = StoredPlan {
+                plan: *plan,
+                finding,
+            };
+            session.plans.insert(id.clone(), stored.clone());
             session.last_plan = Some(id);
+            Ok(Proposed::Plan(Box::new(stored)))
         }
     }
-    Ok(())
 }

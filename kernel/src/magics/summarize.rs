@@ -42,6 +42,7 @@ impl From<AdvisorError> for MagicError {
             AdvisorError::Validation { .. } => "InvalidInput",
             AdvisorError::Unavailable { .. } | AdvisorError::Stream { .. } => "ModelError",
             AdvisorError::Config(_) => "ConfigError",
+            AdvisorError::Interrupted => return MagicError::interrupted(),
         };
         MagicError::new(ename, e.to_string())
     }

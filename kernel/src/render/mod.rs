@@ -2,6 +2,7 @@
 //! result. All escaping of untrusted text lives here.
 
 pub mod approval;
+pub mod ask;
 pub mod findings;
 pub mod html;
 pub mod markdown;

@@ -379,6 +379,10 @@ impl BedrockAdvisor {
 
 #[async_trait::async_trait]
 impl super::Advisor for BedrockAdvisor {
+    fn bedrock_model(&self) -> Option<&BedrockModel> {
+        Some(&self.model)
+    }
+
     fn kind(&self) -> super::AdvisorKind {
         super::AdvisorKind::Bedrock {
             model_id: self.model.model_id.clone(),

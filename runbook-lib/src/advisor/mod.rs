@@ -85,6 +85,8 @@ pub enum AdvisorError {
     Stream { message: String, partial: String },
     #[error("{0}")]
     Config(String),
+    #[error("the request to the model was interrupted")]
+    Interrupted,
 }
 
 /// Which advisor answered.
@@ -149,6 +151,12 @@ pub enum ProposalError {
 #[async_trait::async_trait]
 pub trait Advisor: Send + Sync {
     fn kind(&self) -> AdvisorKind;
+
+    /// The model behind this advisor, for conversations with tools (`%ask`);
+    /// `None` for the catalog, which has no model.
+    fn bedrock_model(&self) -> Option<&bedrock::BedrockModel> {
+        None
+    }
 
     /// Explains a finding; streamed text goes to `on_text` as it arrives.
     async fn summarize(
