@@ -37,6 +37,7 @@ SETTINGS_KEYS = (
     "kb",
     "approval",
     "max_tool_rounds",
+    "max_tokens",
     "audit_log",
 )
 MAGICS = ("%help", "%lsmagic", "%findings", "%finding", "%config", "%version", "%sleep")

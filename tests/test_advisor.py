@@ -152,6 +152,7 @@ def test_summarize_streams_and_sends_the_finding_as_data(bk, bedrock):
     assert user.startswith("<finding>") and HOSTILE_GROUP in user
     assert user.count("</finding>") == 1
     assert request.inference_config["temperature"] == 0
+    assert request.inference_config["maxTokens"] == 2048
     assert "English" in request.system_text
 
 
@@ -268,3 +269,27 @@ def test_uncovered_control_gets_model_advice_marked_not_executable(bk, bedrock):
     assert data[RUNBOOK_MIME]["executable"] is False
     assert "Not executable" in data["text/plain"]
     assert bedrock.last.tool_config is None
+
+
+def test_max_tokens_is_configurable(bk, bedrock):
+    n = listing_number(bk, ec2_19_hostile)
+    bk.ok("%config max_tokens=512")
+    bedrock.enqueue(br.text("Short answer."))
+    bk.ok(f"%summarize {n}")
+    assert bedrock.last.inference_config["maxTokens"] == 512
+    res = bk.execute("%config max_tokens=0")
+    assert res.content["ename"] == "UsageError" and "1 to 64000" in res.content["evalue"]
+
+
+def test_interrupt_stops_the_stream_and_keeps_what_arrived(bk, bedrock):
+    n = listing_number(bk, ec2_19_hostile)
+    bedrock.enqueue(br.text("First sentence arrives. " + "More text. " * 20, chunks=20, delay=0.3))
+    msg_id = bk.start_execute(f"%summarize {n}")
+    bk.wait_iopub(msg_id, lambda m: m["msg_type"] == "update_display_data"
+                  and "First sentence" in m["content"]["data"][RUNBOOK_MIME].get("markdown", ""))
+    bk.km.interrupt_kernel()
+    res = bk.finish_execute(f"%summarize {n}", msg_id)
+    assert res.status == "error" and res.content["ename"] == "Interrupted", res.describe()
+    data = last_bundle(res)
+    assert data[RUNBOOK_MIME]["markdown"].startswith("First sentence")
+    assert data[RUNBOOK_MIME]["status"] == "interrupted"

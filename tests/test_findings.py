@@ -145,6 +145,12 @@ def test_completion_knows_severities_and_listing_numbers(kernel):
     assert kernel.complete("%findings --severity CRITICAL,HI")["matches"] == ["CRITICAL,HIGH"]
     kernel.ok("%findings --limit 3")
     assert kernel.complete("%finding ")["matches"] == ["1", "2", "3"]
+    assert kernel.complete("%remediate ")["matches"] == ["1", "2", "3"]
+    assert kernel.complete("%approve ")["matches"] == ["last"]
+    kernel.ok("%findings --control EC2.19")
+    plan_id = final_displays(kernel.ok("%remediate 1"))[-1][RUNBOOK_MIME]["plan"]["id"]
+    assert kernel.complete("%approve pl")["matches"] == [plan_id]
+    assert kernel.complete("%rollback ")["matches"] == [plan_id]
     controls = kernel.complete("%findings --control ")["matches"]
     assert controls and all(re.fullmatch(r"[A-Za-z0-9]+\.\d+", c) for c in controls)
 

@@ -14,6 +14,9 @@ pub const DEFAULT_MODEL: &str = "global.anthropic.claude-sonnet-4-6";
 /// The `model` value that selects the built-in remediation catalog instead of a model.
 pub const CATALOG_MODEL: &str = "catalog";
 pub const MAX_TOOL_ROUNDS_LIMIT: u32 = 100;
+/// The most tokens a model may be asked to write in one answer.
+pub const MAX_TOKENS_LIMIT: u32 = 64_000;
+pub const DEFAULT_MAX_TOKENS: u32 = 2048;
 const DEFAULT_MAX_TOOL_ROUNDS: u32 = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -27,11 +30,12 @@ pub enum SettingKey {
     Kb,
     Approval,
     MaxToolRounds,
+    MaxTokens,
     AuditLog,
 }
 
 impl SettingKey {
-    pub const ALL: [SettingKey; 9] = [
+    pub const ALL: [SettingKey; 10] = [
         SettingKey::Backend,
         SettingKey::Region,
         SettingKey::Profile,
@@ -40,6 +44,7 @@ impl SettingKey {
         SettingKey::Kb,
         SettingKey::Approval,
         SettingKey::MaxToolRounds,
+        SettingKey::MaxTokens,
         SettingKey::AuditLog,
     ];
 
@@ -53,6 +58,7 @@ impl SettingKey {
             SettingKey::Kb => "kb",
             SettingKey::Approval => "approval",
             SettingKey::MaxToolRounds => "max_tool_rounds",
+            SettingKey::MaxTokens => "max_tokens",
             SettingKey::AuditLog => "audit_log",
         }
     }
@@ -72,6 +78,7 @@ impl SettingKey {
             SettingKey::Kb => "knowledge base: a Bedrock Knowledge Base id or a local folder",
             SettingKey::Approval => "whether `--yes` may stand in for typing the plan id",
             SettingKey::MaxToolRounds => "tool rounds allowed per %ask question",
+            SettingKey::MaxTokens => "the most tokens a model may write in one answer",
             SettingKey::AuditLog => "path of the append-only JSON Lines audit trail",
         }
     }
@@ -94,6 +101,7 @@ impl SettingKey {
             SettingKey::MaxToolRounds => {
                 format!("a whole number from 1 to {MAX_TOOL_ROUNDS_LIMIT}")
             }
+            SettingKey::MaxTokens => format!("a whole number from 1 to {MAX_TOKENS_LIMIT}"),
             SettingKey::AuditLog => "a file path".into(),
         }
     }
@@ -239,6 +247,7 @@ pub struct Settings {
     pub kb: Option<String>,
     pub approval: ApprovalMode,
     pub max_tool_rounds: u32,
+    pub max_tokens: u32,
     pub audit_log: PathBuf,
     env: Vec<(SettingKey, String)>,
     sources: Vec<(SettingKey, Source)>,
@@ -255,6 +264,7 @@ impl Default for Settings {
             kb: None,
             approval: ApprovalMode::AllowYes,
             max_tool_rounds: DEFAULT_MAX_TOOL_ROUNDS,
+            max_tokens: DEFAULT_MAX_TOKENS,
             audit_log: default_audit_log(),
             env: Vec::new(),
             sources: Vec::new(),
@@ -361,6 +371,7 @@ impl Settings {
             SettingKey::Kb => self.kb.clone_from(&other.kb),
             SettingKey::Approval => self.approval = other.approval,
             SettingKey::MaxToolRounds => self.max_tool_rounds = other.max_tool_rounds,
+            SettingKey::MaxTokens => self.max_tokens = other.max_tokens,
             SettingKey::AuditLog => self.audit_log.clone_from(&other.audit_log),
         }
     }
@@ -427,6 +438,13 @@ impl Settings {
                 }
                 self.max_tool_rounds = n;
             }
+            SettingKey::MaxTokens => {
+                let n: u32 = value.parse().map_err(|_| invalid())?;
+                if !(1..=MAX_TOKENS_LIMIT).contains(&n) {
+                    return Err(invalid());
+                }
+                self.max_tokens = n;
+            }
             SettingKey::AuditLog => {
                 if value.contains('\0') {
                     return Err(invalid());
@@ -457,6 +475,7 @@ impl Settings {
             }
             .to_string(),
             SettingKey::MaxToolRounds => self.max_tool_rounds.to_string(),
+            SettingKey::MaxTokens => self.max_tokens.to_string(),
             SettingKey::AuditLog => self.audit_log.display().to_string(),
         }
     }

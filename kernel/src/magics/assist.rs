@@ -99,6 +99,12 @@ fn values(info: &MagicInfo, flag: Option<&str>, session: &Session) -> Vec<String
 
 /// Values only the session knows: listing numbers, control ids seen.
 fn session_values(magic: &str, flag: Option<&str>, session: &Session) -> Vec<String> {
+    let plans = || session.plans.keys().cloned();
+    match (magic, flag) {
+        ("approve", None) => return std::iter::once("last".to_string()).chain(plans()).collect(),
+        ("rollback", None) | ("audit", Some("--plan")) => return plans().collect(),
+        _ => {}
+    }
     let Some(listing) = &session.listing else {
         return Vec::new();
     };
@@ -116,7 +122,7 @@ fn session_values(magic: &str, flag: Option<&str>, session: &Session) -> Vec<Str
         ("findings", Some("--region")) => {
             listing.findings.iter().map(|f| f.region.clone()).collect()
         }
-        ("finding", None) => (1..=listing.findings.len().min(200))
+        ("finding" | "summarize" | "remediate", None) => (1..=listing.findings.len().min(200))
             .map(|n| n.to_string())
             .collect(),
         _ => Vec::new(),

@@ -60,7 +60,11 @@ pub async fn advisor_for(
         settings.model.clone(),
         settings.region.clone(),
         settings.profile.clone(),
-        format!("{backend}/{}", settings.source(SettingKey::Model)),
+        format!(
+            "{backend}/{}/{}",
+            settings.source(SettingKey::Model),
+            settings.max_tokens
+        ),
     );
     if let Some(chosen) = &session.advisor
         && chosen.key == key

@@ -16,9 +16,6 @@ use serde_json::Value;
 
 use super::{AdvisorError, TextSink, ToolCall, Turn, Usage};
 
-/// Tokens a model may write in one answer unless configured otherwise.
-pub const DEFAULT_MAX_TOKENS: i32 = 2048;
-
 /// A tool the model may call: its name, what it is for, and its input schema.
 #[derive(Debug, Clone)]
 pub struct ToolSpec {
@@ -64,7 +61,7 @@ impl BedrockModel {
             client: aws_sdk_bedrockruntime::Client::new(sdk),
             model_id: model_id.into(),
             region,
-            max_tokens: DEFAULT_MAX_TOKENS,
+            max_tokens: crate::settings::DEFAULT_MAX_TOKENS as i32,
         })
     }
 

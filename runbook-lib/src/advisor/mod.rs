@@ -201,7 +201,9 @@ pub async fn choose(
         ));
     }
     let sdk = crate::cloud::aws::load_sdk_config(settings).await;
-    let model = bedrock::BedrockModel::new(&sdk, settings.model.clone())?;
+    let max_tokens = i32::try_from(settings.max_tokens).unwrap_or(i32::MAX);
+    let model =
+        bedrock::BedrockModel::new(&sdk, settings.model.clone())?.with_max_tokens(max_tokens);
     let reason = format!(
         "model={} ({})",
         settings.model,

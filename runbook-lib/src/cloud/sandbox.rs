@@ -401,8 +401,8 @@ impl Cloud for Sandbox {
     }
 
     async fn caller_identity(&self) -> Result<String, CloudError> {
-        let account = self.with_state(|s| s.management_account.clone());
-        Ok(format!("arn:aws:iam::{account}:user/sandbox"))
+        // What the audit trail names as the approver when nothing touches AWS.
+        Ok(crate::audit::SANDBOX_ACTOR.to_string())
     }
 
     async fn security_group(
