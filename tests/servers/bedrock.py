@@ -1093,12 +1093,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             first = False
             data = b"%X\r\n%s\r\n" % (len(frame), frame)
-            started = time.perf_counter()
+            # Recorded before the write: a fast client can have the frame, and act on
+            # it, before this thread runs again.
+            rec.events_sent.append(name)
+            rec.event_write_started.append(time.perf_counter())
             self.wfile.write(data)
             self.wfile.flush()  # a no-op while wfile is unbuffered (wbufsize 0); explicit for the timestamp
             rec.event_times.append((name, time.perf_counter()))
-            rec.event_write_started.append(started)
-            rec.events_sent.append(name)
         self.wfile.write(b"0\r\n\r\n")
         rec.stream_complete = True
 
