@@ -96,8 +96,9 @@ def run_rust_test(env: dict[str, str]) -> str:
     cargo = shutil.which("cargo")
     if cargo is None:
         pytest.skip("cargo is not installed")
+    # --workspace: the feature set `make test` already built, so nothing is rebuilt.
     command = [
-        cargo, "test", "--locked", "-p", "runbook", "--test", "aws_moto",
+        cargo, "test", "--locked", "--workspace", "--test", "aws_moto",
         "--", "--nocapture", "--test-threads=1",
     ]  # fmt: skip
     full_env = {
