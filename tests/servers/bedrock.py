@@ -1100,8 +1100,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
             self.wfile.flush()  # a no-op while wfile is unbuffered (wbufsize 0); explicit for the timestamp
             rec.event_times.append((name, time.perf_counter()))
-        self.wfile.write(b"0\r\n\r\n")
+        # Set before the last write, for the same reason as events_sent above.
         rec.stream_complete = True
+        self.wfile.write(b"0\r\n\r\n")
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
 
