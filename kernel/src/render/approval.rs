@@ -115,13 +115,7 @@ pub fn dry_run(plan: &RemediationPlan, checks: &[Result<Precheck, String>]) -> B
         )),
         table.render()
     );
-    let checks_json: Vec<Value> = checks
-        .iter()
-        .map(|c| match c {
-            Ok(p) => json!(p),
-            Err(e) => json!({"error": e}),
-        })
-        .collect();
+    let checks_json = super::plan::prechecks_json(checks);
     Bundle::html(
         plain.trim_end().to_string(),
         rich,

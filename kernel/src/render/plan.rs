@@ -15,6 +15,17 @@ fn compact(value: &Value) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
+/// Prechecks as JSON: each one's state, or `{"error": ...}` when it could not be read.
+pub fn prechecks_json(prechecks: &[PrecheckOutcome]) -> Vec<Value> {
+    prechecks
+        .iter()
+        .map(|p| match p {
+            Ok(p) => json!(p),
+            Err(e) => json!({"error": e}),
+        })
+        .collect()
+}
+
 pub fn usage_line(advisor: &AdvisorKind, usage: Option<&Usage>) -> String {
     match usage {
         Some(u) => format!(
@@ -185,13 +196,7 @@ pub fn plan(
         html::text(approve_h),
         html::text(id)
     ));
-    let prechecks_json: Vec<Value> = prechecks
-        .iter()
-        .map(|p| match p {
-            Ok(p) => json!(p),
-            Err(e) => json!({"error": e}),
-        })
-        .collect();
+    let prechecks_json = prechecks_json(prechecks);
     Bundle::html(
         plain.trim_end().to_string(),
         rich,
