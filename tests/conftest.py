@@ -400,3 +400,22 @@ def no_ambient_aws(monkeypatch):
     """Kernels inherit the test's environment: drop any real AWS settings."""
     for key in [k for k in os.environ if k.startswith("AWS_")]:
         monkeypatch.delenv(key)
+
+
+def execute_with_answer(kernel: Kernel, code: str, answer, timeout: float = 30.0):
+    """Runs `code` with stdin allowed and answers its input request with `answer`
+    (a string, or a function of the prompt). Returns (result, prompt)."""
+    msg_id = kernel.kc.execute(code, allow_stdin=True, stop_on_error=True)
+    deadline = time.monotonic() + timeout
+    prompt = None
+    while time.monotonic() < deadline:
+        try:
+            msg = kernel.kc.get_stdin_msg(timeout=0.5)
+        except Empty:
+            continue
+        if msg["msg_type"] == "input_request":
+            prompt = msg["content"]["prompt"]
+            kernel.kc.input(answer(prompt) if callable(answer) else answer)
+            break
+    assert prompt is not None, "the kernel never asked" + kernel.stderr_tail()
+    return kernel.finish_execute(code, msg_id, timeout), prompt

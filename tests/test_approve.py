@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
-from queue import Empty
 
 import pytest
 
-from conftest import RUNBOOK_MIME, final_displays, last_bundle
+from conftest import RUNBOOK_MIME, execute_with_answer, final_displays, last_bundle
 from servers.securityhub import SecurityHubServer, make_finding
 
 pytestmark = pytest.mark.usefixtures("no_ambient_aws")
@@ -83,29 +81,12 @@ def test_yes_is_refused_under_interactive_approval(kernel):
     assert still_open(kernel, finding_id)
 
 
-def approve_with_answer(kernel, code: str, answer: str | None, timeout: float = 20.0):
-    """Runs `code` with stdin allowed and answers the input request with `answer`."""
-    msg_id = kernel.kc.execute(code, allow_stdin=True, stop_on_error=True)
-    deadline = time.monotonic() + timeout
-    prompt = None
-    while time.monotonic() < deadline:
-        try:
-            msg = kernel.kc.get_stdin_msg(timeout=0.5)
-        except Empty:
-            continue
-        if msg["msg_type"] == "input_request":
-            prompt = msg["content"]["prompt"]
-            kernel.kc.input(answer)
-            break
-    assert prompt is not None, "the kernel never asked" + kernel.stderr_tail()
-    res = kernel.finish_execute(code, msg_id, timeout)
-    return res, prompt
 
 
 @pytest.mark.parametrize("answer", ["", "yes", "plan-00000000", "y"])
 def test_a_wrong_or_empty_answer_cancels(kernel, answer):
     plan_id, finding_id = make_plan(kernel)
-    res, prompt = approve_with_answer(kernel, f"%approve {plan_id}", answer)
+    res, prompt = execute_with_answer(kernel, f"%approve {plan_id}", answer)
     assert plan_id in prompt
     assert res.status == "error" and res.content["ename"] == "NotApproved", res.describe()
     assert "nothing was changed" in res.content["evalue"]
@@ -114,7 +95,7 @@ def test_a_wrong_or_empty_answer_cancels(kernel, answer):
 
 def test_typing_the_plan_id_applies_it(kernel):
     plan_id, finding_id = make_plan(kernel)
-    res, _ = approve_with_answer(kernel, f"%approve {plan_id}", f"  {plan_id} ")
+    res, _ = execute_with_answer(kernel, f"%approve {plan_id}", f"  {plan_id} ")
     assert res.status == "ok", res.describe()
     data = last_bundle(res)
     assert data[RUNBOOK_MIME]["state"] == "succeeded"

@@ -5,12 +5,10 @@ The tests check what the kernel sent: tool schemas, tool results, history."""
 from __future__ import annotations
 
 import re
-import time
-from queue import Empty
 
 import pytest
 
-from conftest import RUNBOOK_MIME, final_displays, last_bundle
+from conftest import RUNBOOK_MIME, execute_with_answer, final_displays, last_bundle
 from servers import bedrock as br
 from test_advisor import HOSTILE_GROUP, bedrock_env, ec2_19_hostile, hostile_rule_ids, listing_number, revoke_input
 from test_approve import audit_path, audit_records, open_rows
@@ -44,22 +42,6 @@ def tool_displays(res) -> list[dict]:
     return [d[RUNBOOK_MIME] for d in final_displays(res) if "tool" in (d.get(RUNBOOK_MIME) or {})]
 
 
-def ask_with_stdin(kernel, code: str, answer, timeout: float = 30.0):
-    """Runs `code` with stdin allowed; answers the input request with answer(prompt)."""
-    msg_id = kernel.kc.execute(code, allow_stdin=True, stop_on_error=True)
-    deadline = time.monotonic() + timeout
-    prompt = None
-    while time.monotonic() < deadline:
-        try:
-            msg = kernel.kc.get_stdin_msg(timeout=0.5)
-        except Empty:
-            continue
-        if msg["msg_type"] == "input_request":
-            prompt = msg["content"]["prompt"]
-            kernel.kc.input(answer(prompt))
-            break
-    assert prompt is not None, "the kernel never asked" + kernel.stderr_tail()
-    return kernel.finish_execute(code, msg_id, timeout), prompt
 
 
 # --- questions answered through tools ---------------------------------------------
@@ -214,7 +196,7 @@ def test_a_denied_proposal_changes_nothing_and_the_model_hears_it(bk, bedrock):
     n = script_proposal(bk, bedrock, "Understood, I left it as it is.")
     finding_id = finding_id_of(bk, n)
     before = len(streams(bedrock))
-    res, prompt = ask_with_stdin(bk, f"%ask Please fix finding {n}", lambda _p: "no")
+    res, prompt = execute_with_answer(bk, f"%ask Please fix finding {n}", lambda _p: "no")
     assert res.status == "ok", res.describe()
     plan_id = re.search(r"plan-[0-9a-f]{8}", prompt).group(0)
     ask, plan, closing = streams(bedrock)[before:]
@@ -234,7 +216,7 @@ def test_an_approved_proposal_runs_and_is_audited(bk, bedrock):
     n = script_proposal(bk, bedrock, "Done: SSH is closed and the finding is resolved.")
     finding_id = finding_id_of(bk, n)
     before = len(streams(bedrock))
-    res, prompt = ask_with_stdin(
+    res, prompt = execute_with_answer(
         bk, f"%ask Please fix finding {n}", lambda p: re.search(r"plan-[0-9a-f]{8}", p).group(0)
     )
     assert res.status == "ok", res.describe()
