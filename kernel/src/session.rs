@@ -31,6 +31,12 @@ pub struct ChosenAdvisor {
     pub reason: String,
 }
 
+/// The knowledge base in use and the settings (and directory) it was opened for.
+pub struct KbSlot {
+    pub key: String,
+    pub kb: Arc<dyn runbook::kb::KnowledgeBase>,
+}
+
 /// One stored input, numbered by its execution count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryItem {
@@ -51,6 +57,7 @@ pub struct Session {
     /// The most recent plan, for `%approve last`.
     pub last_plan: Option<String>,
     pub advisor: Option<ChosenAdvisor>,
+    pub kb: Option<KbSlot>,
     /// The `%ask` conversation so far (`%ask --new` clears it).
     pub conversation: Vec<Turn>,
     /// Environment values that were ignored at start-up, shown by `%config`.
@@ -68,6 +75,7 @@ impl Session {
             plans: BTreeMap::new(),
             last_plan: None,
             advisor: None,
+            kb: None,
             conversation: Vec::new(),
             env_problems,
             execution_count: 0,

@@ -101,9 +101,7 @@ pub fn tool_specs(options: ToolOptions) -> Vec<ToolSpec> {
             }),
         },
     ];
-    // Extension point: with a knowledge base configured, the model may search
-    // the organisation's policies. No knowledge base exists yet, so the kernel
-    // passes `knowledge_base: false` and the tool is not offered.
+    // With a knowledge base configured, the model may search the organisation's policies.
     if options.knowledge_base {
         tools.push(ToolSpec {
             name: SEARCH_POLICIES.to_string(),

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod cloud;
 pub mod execute;
 pub mod finding;
+pub mod kb;
 pub mod plan;
 pub mod resources;
 pub mod settings;

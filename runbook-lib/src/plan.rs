@@ -1443,14 +1443,25 @@ pub enum PlanSource {
     Model { model_id: String },
 }
 
-/// An organisation policy value a plan parameter was taken from.
+/// An organisation policy value the plan consulted, and whether the plan uses it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyCitation {
     /// File or URI of the policy document.
     pub source: String,
     pub heading: String,
     pub parameter: String,
+    /// The value the policy states.
     pub value: Value,
+    /// The plan sets exactly this value.
+    #[serde(default = "yes")]
+    pub applied: bool,
+    /// Why the plan uses another value (e.g. the policy is weaker than the control), for the human.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 mod lang_serde {
@@ -1707,6 +1718,16 @@ pub enum PlanRejection {
         parameter: String,
         from: String,
         to: String,
+    },
+    #[error(
+        "{parameter} = {planned} contradicts the organisation policy, which requires {policy} ({document}, {heading})"
+    )]
+    ContradictsPolicy {
+        parameter: String,
+        planned: String,
+        policy: String,
+        document: String,
+        heading: String,
     },
     #[error(
         "the plan's {what} do not match its actions (expected {expected}); plans are not edited by hand"

@@ -200,6 +200,35 @@ impl KernelHost<'_> {
         Ok(ToolOutcome::ok(summary, content))
     }
 
+    async fn search_policies(&mut self, query: &str) -> Result<ToolOutcome, MagicError> {
+        let kb = match super::kb::knowledge_base(self.session, self.out).await {
+            Ok(Some(kb)) => kb,
+            Ok(None) => {
+                return Ok(ToolOutcome::error(
+                    "no knowledge base is configured, so policies cannot be searched",
+                ));
+            }
+            Err(e) => return tool_error(e),
+        };
+        let found = match cancellable(self.out, kb.search(query, runbook::kb::DEFAULT_TOP)).await? {
+            Ok(found) => found,
+            Err(e) => return tool_error(e.into()),
+        };
+        let passages: Vec<Value> = found
+            .passages
+            .iter()
+            .map(|p| json!({"source": p.source, "heading": p.heading, "score": p.score, "text": cut(&p.text, 1500)}))
+            .collect();
+        Ok(ToolOutcome::ok(
+            format!(
+                "{} policy passage(s) from {}",
+                passages.len(),
+                found.kb.label()
+            ),
+            json!({"query": query, "passages": passages}),
+        ))
+    }
+
     async fn propose(&mut self, reference: &FindingRef) -> Result<ToolOutcome, MagicError> {
         let finding = match resolve(self.session, reference, self.out).await {
             Ok(f) => f,
@@ -339,9 +368,7 @@ impl ToolHost for KernelHost<'_> {
             }
             ToolInput::FindingDetails { finding } => self.finding_details(&finding).await,
             ToolInput::ProposeRemediation { finding } => self.propose(&finding).await,
-            ToolInput::SearchPolicies { .. } => Ok(ToolOutcome::error(
-                "no knowledge base is configured, so policies cannot be searched",
-            )),
+            ToolInput::SearchPolicies { query } => self.search_policies(&query).await,
         }
     }
 
@@ -398,9 +425,8 @@ pub async fn run(
     let kind = advisor.kind();
     let config = AgentConfig {
         system: prompts::agent_system(lang, session.settings.max_tool_rounds),
-        // No knowledge base is wired in yet; search_policies appears once one is.
         tools: agent::tool_specs(ToolOptions {
-            knowledge_base: false,
+            knowledge_base: session.settings.kb.is_some(),
         }),
         max_tool_rounds: session.settings.max_tool_rounds,
     };

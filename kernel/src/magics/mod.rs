@@ -9,6 +9,7 @@ mod config;
 pub mod finding;
 pub mod findings;
 mod help;
+pub mod kb;
 pub mod remediate;
 mod rollback;
 mod sleep;
@@ -184,6 +185,12 @@ pub static MAGICS: &[MagicInfo] = &[
         args: ask::AskArgs::command,
     },
     MagicInfo {
+        name: "kb",
+        aliases: &[],
+        cell: false,
+        args: kb::KbArgs::command,
+    },
+    MagicInfo {
         name: "rollback",
         aliases: &[],
         cell: false,
@@ -229,6 +236,7 @@ pub enum MagicCall {
     Remediate(remediate::RemediateArgs, Option<String>),
     Approve(approve::ApproveArgs),
     Ask(ask::AskArgs, Option<String>),
+    Kb(kb::KbArgs),
     Rollback(rollback::RollbackArgs),
     Audit(audit::AuditArgs),
     Config(config::ConfigArgs, Option<String>),
@@ -324,8 +332,8 @@ fn split_magic_line(line: &str, prefix: &str) -> Result<(String, Vec<String>), S
         ));
     }
     // A question is prose: `%ask What's open?` must not be read as an open quote,
-    // so %ask's words are split on whitespace only.
-    if name == "ask" {
+    // so the words of %ask and %kb are split on whitespace only.
+    if name == "ask" || name == "kb" {
         return Ok((
             name.to_string(),
             args.split_whitespace().map(str::to_string).collect(),
@@ -476,6 +484,7 @@ pub fn parse_call(inv: &Invocation) -> Result<Parsed, MagicError> {
         "remediate" => parsed!(|a| MagicCall::Remediate(a, inv.body.clone())),
         "approve" => parsed!(MagicCall::Approve),
         "ask" => parsed!(|a| MagicCall::Ask(a, inv.body.clone())),
+        "kb" => parsed!(MagicCall::Kb),
         "rollback" => parsed!(MagicCall::Rollback),
         "audit" => parsed!(MagicCall::Audit),
         "config" => parsed!(|a| MagicCall::Config(a, inv.body.clone())),
@@ -503,6 +512,7 @@ async fn run_call(
         MagicCall::Remediate(args, body) => remediate::run(args, body, session, out).await,
         MagicCall::Approve(args) => approve::run(args, session, out).await,
         MagicCall::Ask(args, body) => ask::run(args, body, session, out).await,
+        MagicCall::Kb(args) => kb::run(args, session, out).await,
         MagicCall::Rollback(args) => rollback::run(args, session, out).await,
         MagicCall::Audit(args) => audit::run(args, session, out),
         MagicCall::Config(args, body) => config::run(args, body.as_deref(), session, out),

@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use runbook::advisor::{Proposal, ProposalError};
-use runbook::catalog::{CatalogError, PolicyValues};
+use runbook::catalog::CatalogError;
 use runbook::finding::FindingRef;
 use runbook::settings::Lang;
 use serde_json::json;
@@ -85,6 +85,7 @@ pub async fn propose(
 ) -> Result<Proposed, MagicError> {
     let connected = connect(session, out).await?;
     let (advisor, _) = advisor_for(session, out).await?;
+    let policy = super::kb::consult(session, &finding, out).await?;
     let kind = advisor.kind();
     let waiting = match lang {
         Lang::En => format!("_Planning with {}…_", kind.label()),
@@ -93,8 +94,6 @@ pub async fn propose(
     let extra = json!({"finding_id": finding.id, "lang": lang.code()});
     let mut stream = StreamingDisplay::start(out, kind.clone(), extra, &waiting, "planning…");
     let mut on_text = |piece: &str| stream.push(piece);
-    // No organisation policy yet: the knowledge-base magic supplies it later.
-    let policy = PolicyValues::default();
     let proposal = cancellable(
         out,
         advisor.remediate(
@@ -102,7 +101,7 @@ pub async fn propose(
             lang,
             instructions,
             connected.cloud.as_ref(),
-            &policy,
+            policy.as_ref(),
             &mut on_text,
         ),
     )
@@ -129,7 +128,11 @@ pub async fn propose(
             advisor,
             usage,
         } => {
-            stream.replace(render::advice(&markdown, &advisor, usage.as_ref(), lang));
+            stream.replace(crate::render::kb::with_policy(
+                render::advice(&markdown, &advisor, usage.as_ref(), lang),
+                policy.as_ref(),
+                lang,
+            ));
             Ok(Proposed::Advice(markdown))
         }
         Proposal::Plan { plan, usage } => {
@@ -149,7 +152,11 @@ pub async fn propose(
             }
             let checks =
                 cancellable(out, execute::precheck_all(&plan, connected.cloud.as_ref())).await?;
-            stream.replace(render::plan(&plan, &checks, &kind, usage.as_ref()));
+            stream.replace(crate::render::kb::with_policy(
+                render::plan(&plan, &checks, &kind, usage.as_ref()),
+                policy.as_ref(),
+                lang,
+            ));
             let id = plan.id.to_string();
             let stored = StoredPlan {
                 plan: *plan,

@@ -85,7 +85,8 @@ pub struct StreamingDisplay<'a> {
     out: &'a dyn Output,
     handle: DisplayHandle,
     kind: AdvisorKind,
-    extra: serde_json::Value,
+    /// JSON fields every bundle of this display carries.
+    pub extra: serde_json::Value,
     status: &'static str,
     /// Everything that has arrived so far.
     pub text: String,
@@ -154,15 +155,31 @@ pub async fn run(
     let lang = args.lang.unwrap_or(session.settings.lang);
     let finding = resolve(session, &args.reference, out).await?;
     let (advisor, _) = advisor_for(session, out).await?;
+    let policy = super::kb::consult(session, &finding, out).await?;
     let extra = json!({"finding_id": finding.id, "lang": lang.code()});
     let kind = advisor.kind();
     let waiting = waiting_text(&kind, lang);
     let mut stream = StreamingDisplay::start(out, kind, extra, &waiting, "streaming…");
     let mut on_text = |piece: &str| stream.push(piece);
-    let outcome = cancellable(out, advisor.summarize(&finding, lang, &mut on_text)).await;
+    let outcome = cancellable(
+        out,
+        advisor.summarize(&finding, lang, policy.as_ref(), &mut on_text),
+    )
+    .await;
     match outcome {
         Ok(Ok(summary)) => {
-            stream.show(&summary.markdown, summary.usage.as_ref(), None);
+            let bundle = render::explanation(
+                &summary.markdown,
+                &summary.advisor,
+                summary.usage.as_ref(),
+                None,
+                stream.extra.clone(),
+            );
+            stream.replace(crate::render::kb::with_policy(
+                bundle,
+                policy.as_ref(),
+                lang,
+            ));
             Ok(())
         }
         Ok(Err(error)) => {

@@ -5,6 +5,7 @@ pub mod approval;
 pub mod ask;
 pub mod findings;
 pub mod html;
+pub mod kb;
 pub mod markdown;
 pub mod plan;
 

@@ -391,11 +391,15 @@ impl super::Advisor for BedrockAdvisor {
         &self,
         finding: &crate::finding::Finding,
         lang: crate::settings::Lang,
+        policy: Option<&crate::kb::PolicyContext>,
         on_text: &mut TextSink<'_>,
     ) -> Result<super::Summary, AdvisorError> {
         let request = Request {
             system: super::prompts::summary_system(lang),
-            turns: vec![Turn::User(super::prompts::summary_request(&finding.raw))],
+            turns: vec![Turn::User(super::prompts::summary_request(
+                &finding.raw,
+                policy,
+            ))],
             ..Request::default()
         };
         let response = self.model.converse(&request, on_text).await?;
@@ -412,7 +416,7 @@ impl super::Advisor for BedrockAdvisor {
         lang: crate::settings::Lang,
         instructions: Option<&str>,
         cloud: &dyn crate::cloud::Cloud,
-        _policy: &crate::catalog::PolicyValues,
+        policy: Option<&crate::kb::PolicyContext>,
         on_text: &mut TextSink<'_>,
     ) -> Result<super::Proposal, super::ProposalError> {
         use super::prompts;
@@ -426,6 +430,7 @@ impl super::Advisor for BedrockAdvisor {
                 turns: vec![Turn::User(prompts::remediation_request(
                     &finding.raw,
                     instructions,
+                    policy,
                 ))],
                 ..Request::default()
             };
@@ -438,7 +443,11 @@ impl super::Advisor for BedrockAdvisor {
         }
         let request = Request {
             system: prompts::remediation_system(lang),
-            turns: vec![Turn::User(prompts::remediation_request(&finding.raw, instructions))],
+            turns: vec![Turn::User(prompts::remediation_request(
+                &finding.raw,
+                instructions,
+                policy,
+            ))],
             tools: vec![ToolSpec {
                 name: PROPOSE_TOOL.to_string(),
                 description: "Propose the remediation plan: only catalog actions, only on the resources, account and region of the finding.".to_string(),
@@ -465,12 +474,14 @@ impl super::Advisor for BedrockAdvisor {
                     .collect::<String>()
             )));
         }
+        let none = crate::catalog::PolicyValues::new();
         let plan = crate::catalog::plan_from_model(
             &call.input,
             finding,
             cloud,
             lang,
             &self.model.model_id,
+            policy.map_or(&none, |p| &p.values),
         )
         .await?;
         Ok(super::Proposal::Plan {

@@ -6,6 +6,7 @@ use super::{Advisor, AdvisorError, AdvisorKind, Proposal, ProposalError, Summary
 use crate::catalog::{self, Explanation, PolicyValues};
 use crate::cloud::Cloud;
 use crate::finding::Finding;
+use crate::kb::PolicyContext;
 use crate::settings::Lang;
 
 pub struct CatalogAdvisor;
@@ -52,6 +53,7 @@ impl Advisor for CatalogAdvisor {
         &self,
         finding: &Finding,
         lang: Lang,
+        _policy: Option<&PolicyContext>,
         on_text: &mut TextSink<'_>,
     ) -> Result<Summary, AdvisorError> {
         let markdown = explanation_markdown(&catalog::explain(finding, lang), lang);
@@ -69,7 +71,7 @@ impl Advisor for CatalogAdvisor {
         lang: Lang,
         _instructions: Option<&str>,
         cloud: &dyn Cloud,
-        policy: &PolicyValues,
+        policy: Option<&PolicyContext>,
         on_text: &mut TextSink<'_>,
     ) -> Result<Proposal, ProposalError> {
         let explanation = catalog::explain(finding, lang);
@@ -82,7 +84,9 @@ impl Advisor for CatalogAdvisor {
                 usage: None,
             });
         }
-        let plan = catalog::plan(finding, cloud, lang, policy).await?;
+        let none = PolicyValues::new();
+        let values = policy.map_or(&none, |p| &p.values);
+        let plan = catalog::plan(finding, cloud, lang, values).await?;
         Ok(Proposal::Plan {
             plan: Box::new(plan),
             usage: None,

@@ -159,10 +159,12 @@ pub trait Advisor: Send + Sync {
     }
 
     /// Explains a finding; streamed text goes to `on_text` as it arrives.
+    /// `policy`: what the knowledge base holds about the finding, if one is configured.
     async fn summarize(
         &self,
         finding: &crate::finding::Finding,
         lang: crate::settings::Lang,
+        policy: Option<&crate::kb::PolicyContext>,
         on_text: &mut TextSink<'_>,
     ) -> Result<Summary, AdvisorError>;
 
@@ -173,7 +175,7 @@ pub trait Advisor: Send + Sync {
         lang: crate::settings::Lang,
         instructions: Option<&str>,
         cloud: &dyn crate::cloud::Cloud,
-        policy: &crate::catalog::PolicyValues,
+        policy: Option<&crate::kb::PolicyContext>,
         on_text: &mut TextSink<'_>,
     ) -> Result<Proposal, ProposalError>;
 }

@@ -1,8 +1,9 @@
 //! What the model is told. Finding text is attacker-controlled, so it travels as
 //! JSON inside delimiters and the system prompt says it is data, not instructions.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use crate::kb::PolicyContext;
 use crate::settings::Lang;
 
 /// Findings larger than this are cut (the raw JSON can carry large resource details).
@@ -78,14 +79,57 @@ pub fn finding_block(raw: &Value) -> String {
     format!("{FINDING_OPEN}\n{json}\n{FINDING_CLOSE}")
 }
 
-pub fn summary_request(raw: &Value) -> String {
-    format!("{}\n\nExplain this finding.", finding_block(raw))
+/// Longest passage text sent to the model.
+const MAX_PASSAGE_CHARS: usize = 2_000;
+
+pub const POLICY_OPEN: &str = "<organisation_policy>";
+pub const POLICY_CLOSE: &str = "</organisation_policy>";
+
+/// The organisation's policy passages and the parameters they fix, as delimited
+/// JSON. Empty without a knowledge base.
+pub fn policy_block(policy: Option<&PolicyContext>) -> String {
+    let Some(policy) = policy else {
+        return String::new();
+    };
+    let passages: Vec<Value> = policy
+        .passages
+        .iter()
+        .map(|p| {
+            json!({
+                "source": p.source,
+                "heading": p.heading,
+                "text": p.text.chars().take(MAX_PASSAGE_CHARS).collect::<String>(),
+            })
+        })
+        .collect();
+    let body = json!({"passages": passages, "required_parameters": policy.values});
+    let json = serde_json::to_string_pretty(&body)
+        .unwrap_or_else(|_| "{}".to_string())
+        .replace(POLICY_CLOSE, "<\\/organisation_policy>");
+    format!(
+        "\n\nThe organisation's own security policy, retrieved from its knowledge base. It overrides a control's \
+default where it is stricter; required_parameters must be followed exactly and each value you take from it must \
+be explained in the rationale with its source and heading:\n{POLICY_OPEN}\n{json}\n{POLICY_CLOSE}"
+    )
 }
 
-pub fn remediation_request(raw: &Value, instructions: Option<&str>) -> String {
+pub fn summary_request(raw: &Value, policy: Option<&PolicyContext>) -> String {
+    format!(
+        "{}{}\n\nExplain this finding.",
+        finding_block(raw),
+        policy_block(policy)
+    )
+}
+
+pub fn remediation_request(
+    raw: &Value,
+    instructions: Option<&str>,
+    policy: Option<&PolicyContext>,
+) -> String {
     let mut text = format!(
-        "{}\n\nPropose the remediation plan for this finding.",
-        finding_block(raw)
+        "{}{}\n\nPropose the remediation plan for this finding.",
+        finding_block(raw),
+        policy_block(policy)
     );
     if let Some(extra) = instructions.map(str::trim).filter(|s| !s.is_empty()) {
         text.push_str("\n\nAdditional instructions from the engineer (not from the finding):\n");

@@ -141,13 +141,34 @@ fn policy_value_error(parameter: &str, value: &Value, reason: &str) -> CatalogEr
     }
 }
 
+/// Why a policy value is not what the plan sets, in the plan's language.
+fn weaker_note(control: &str, used: &Value, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!(
+            "weaker than {control} requires, so {used} is used instead; review the organisation policy"
+        ),
+        Lang::Ja => format!(
+            "{control} の要件より弱いため、代わりに {used} を使います。組織のポリシーを見直してください"
+        ),
+    }
+}
+
+fn stricter_note(used: &Value, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!("the plan keeps {used}, which is stricter"),
+        Lang::Ja => format!("より厳しい {used} を維持します"),
+    }
+}
+
 /// The policy for a control: `base` (or the AWS default) with only the governed
 /// settings made to meet the control, never weakened, taking stricter values from
-/// the organisation policy (looked up under the control, then IAM.7) and citing them.
+/// the organisation policy (looked up under the control, then IAM.7). Every policy
+/// value consulted is cited; one weaker than the control is flagged, not applied.
 pub fn merge(
     base: Option<&PasswordPolicy>,
     control: &str,
     policy: &PolicyValues,
+    lang: Lang,
 ) -> Result<(PasswordPolicy, Vec<PolicyCitation>), CatalogError> {
     let mut p = base.cloned().unwrap_or(DEFAULT_POLICY);
     let mut citations = Vec::new();
@@ -173,7 +194,8 @@ pub fn merge(
                 },
             }
         };
-        let chosen: Value = match f {
+        // Whether the policy's own value is weaker than the control requires.
+        let weaker = match f {
             Field::Uppercase | Field::Lowercase | Field::Symbols | Field::Numbers => {
                 let slot = match f {
                     Field::Uppercase => &mut p.require_uppercase_characters,
@@ -182,37 +204,111 @@ pub fn merge(
                     _ => &mut p.require_numbers,
                 };
                 *slot = true;
-                Value::Bool(true)
+                match found.map(|(_, v)| &v.value) {
+                    None => false,
+                    Some(Value::Bool(b)) => !b,
+                    Some(other) => {
+                        return Err(policy_value_error(param, other, "expected true or false"));
+                    }
+                }
             }
             Field::Length => {
-                let wanted = number(6, u64::from(MAX_LENGTH))?
-                    .and_then(|n| u8::try_from(n).ok())
-                    .map_or(MIN_LENGTH, |n| n.max(MIN_LENGTH));
+                let stated = number(6, u64::from(MAX_LENGTH))?.and_then(|n| u8::try_from(n).ok());
+                let wanted = stated.map_or(MIN_LENGTH, |n| n.max(MIN_LENGTH));
                 p.minimum_password_length = p.minimum_password_length.max(wanted);
-                Value::from(p.minimum_password_length)
+                stated.is_some_and(|n| n < MIN_LENGTH)
             }
             Field::Reuse => {
-                number(1, u64::from(REUSE))?;
+                let stated = number(1, u64::from(REUSE))?;
                 p.password_reuse_prevention = Some(REUSE);
-                Value::from(REUSE)
+                stated.is_some_and(|n| n < u64::from(REUSE))
             }
             Field::MaxAge => {
-                let wanted = number(1, u64::from(IAM_MAX_AGE_DAYS))?
-                    .and_then(|n| u16::try_from(n).ok())
-                    .map_or(MAX_AGE_DAYS, |n| n.min(MAX_AGE_DAYS));
+                let stated =
+                    number(1, u64::from(IAM_MAX_AGE_DAYS))?.and_then(|n| u16::try_from(n).ok());
+                let wanted = stated.map_or(MAX_AGE_DAYS, |n| n.min(MAX_AGE_DAYS));
                 let age = p.max_password_age.map_or(wanted, |a| a.min(wanted));
                 p.max_password_age = Some(age);
-                Value::from(age)
+                stated.is_some_and(|n| n > MAX_AGE_DAYS)
             }
         };
-        if let Some((under, v)) = found
-            && v.value == chosen
-            && let Some(c) = policy.citation(under, param)
-        {
-            citations.push(c);
+        if let Some((under, v)) = found {
+            let used = value_of(&p, *f);
+            let note = if weaker {
+                Some(weaker_note(control, &used, lang))
+            } else if used != v.value {
+                Some(stricter_note(&used, lang))
+            } else {
+                None
+            };
+            citations.extend(policy.citation(under, param, note));
         }
     }
     Ok((p, citations))
+}
+
+/// A governed setting's value in `p`, as a policy document would state it.
+fn value_of(p: &PasswordPolicy, f: Field) -> Value {
+    match f {
+        Field::Uppercase => Value::Bool(p.require_uppercase_characters),
+        Field::Lowercase => Value::Bool(p.require_lowercase_characters),
+        Field::Symbols => Value::Bool(p.require_symbols),
+        Field::Numbers => Value::Bool(p.require_numbers),
+        Field::Length => Value::from(p.minimum_password_length),
+        Field::Reuse => p.password_reuse_prevention.map_or(Value::Null, Value::from),
+        Field::MaxAge => p.max_password_age.map_or(Value::Null, Value::from),
+    }
+}
+
+/// Checks a model's policy against the organisation policy: every governed setting
+/// the policy states must be at least as strict as the catalog would make it from
+/// that policy. Returns the citations, marked by whether the plan uses each value.
+pub fn check_against_policy(
+    planned: &PasswordPolicy,
+    previous: Option<&PasswordPolicy>,
+    control: &str,
+    policy: &PolicyValues,
+    lang: Lang,
+) -> Result<Vec<PolicyCitation>, CatalogError> {
+    let (floor, citations) = merge(previous, control, policy, lang)?;
+    let mut out = Vec::new();
+    for mut c in citations {
+        let Some(f) = governed(control)
+            .iter()
+            .copied()
+            .find(|f| f.parameter() == c.parameter)
+        else {
+            continue;
+        };
+        let (want, got) = (value_of(&floor, f), value_of(planned, f));
+        let strict_enough = match f {
+            Field::Length => planned.minimum_password_length >= floor.minimum_password_length,
+            Field::MaxAge => match (planned.max_password_age, floor.max_password_age) {
+                (Some(a), Some(b)) => a <= b,
+                (_, None) => true,
+                (None, Some(_)) => false,
+            },
+            _ => got == want,
+        };
+        if !strict_enough {
+            return Err(CatalogError::Rejected(PlanRejection::ContradictsPolicy {
+                parameter: c.parameter.clone(),
+                planned: got.to_string(),
+                policy: want.to_string(),
+                document: c.source.clone(),
+                heading: c.heading.clone(),
+            }));
+        }
+        if got == c.value {
+            c.applied = true;
+            c.note = None;
+        } else if c.note.is_none() || got != want {
+            c.applied = false;
+            c.note = Some(stricter_note(&got, lang));
+        }
+        out.push(c);
+    }
+    Ok(out)
 }
 
 fn out_of_range(parameter: &str, value: impl ToString, accepted: String) -> PlanRejection {
@@ -473,7 +569,7 @@ pub(crate) async fn plan(
     policy: &PolicyValues,
 ) -> Result<FamilyPlan, CatalogError> {
     let previous = cloud.password_policy(at).await?;
-    let (merged, citations) = merge(previous.as_ref(), control, policy)?;
+    let (merged, citations) = merge(previous.as_ref(), control, policy, lang)?;
     if previous.as_ref() == Some(&merged) {
         return Err(CatalogError::NothingToDo(format!(
             "the password policy of account {} already meets {control}",
@@ -484,11 +580,22 @@ pub(crate) async fn plan(
     let req = requirement(control, lang);
     let cited: Vec<String> = citations
         .iter()
+        .filter(|c| c.applied)
         .map(|c| {
             format!(
                 "{} = {} ({}, {})",
                 c.parameter, c.value, c.source, c.heading
             )
+        })
+        .collect();
+    let flagged: Vec<String> = citations
+        .iter()
+        .filter_map(|c| {
+            let note = c.note.as_ref()?;
+            Some(format!(
+                "{} = {} ({}, {}): {note}",
+                c.parameter, c.value, c.source, c.heading
+            ))
         })
         .collect();
     let rationale = match lang {
@@ -498,6 +605,9 @@ pub(crate) async fn plan(
             );
             if !cited.is_empty() {
                 s += &format!(" Taken from the organisation policy: {}.", cited.join("; "));
+            }
+            if !flagged.is_empty() {
+                s += &format!(" Organisation policy not applied: {}.", flagged.join("; "));
             }
             s += if previous.is_some() {
                 " Existing passwords stay valid until they are next changed. Rollback restores the current policy."
@@ -512,6 +622,9 @@ pub(crate) async fn plan(
             );
             if !cited.is_empty() {
                 s += &format!("組織のポリシーから採用した値: {}。", cited.join("; "));
+            }
+            if !flagged.is_empty() {
+                s += &format!("適用しなかった組織のポリシー: {}。", flagged.join("; "));
             }
             s += if previous.is_some() {
                 "既存のパスワードは次に変更されるまで有効です。ロールバックでは現在のポリシーに戻します。"

@@ -130,6 +130,28 @@ pub fn covered_controls() -> Vec<&'static str> {
 // ---------------------------------------------------------------------------
 // Organisation policy values
 
+/// The organisation policy parameters a control's plans take, by their API names.
+pub fn policy_parameters(control: &str) -> Option<Vec<&'static str>> {
+    let id: ControlId = control.parse().ok()?;
+    match entry_for(&id)?.family {
+        Family::IamPasswordPolicy => Some(
+            iam_password::governed(control)
+                .iter()
+                .map(|f| f.parameter())
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// The controls whose plans take organisation policy parameters.
+pub fn controls_with_policy_parameters() -> Vec<&'static str> {
+    covered_controls()
+        .into_iter()
+        .filter(|c| policy_parameters(c).is_some())
+        .collect()
+}
+
 /// One organisation policy parameter and where it is written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyValue {
@@ -170,12 +192,20 @@ impl PolicyValues {
             .find_map(|(_, m)| m.get(parameter))
     }
 
-    pub(crate) fn citation(&self, control: &str, parameter: &str) -> Option<PolicyCitation> {
+    /// The citation of a parameter: applied, or with the note saying why not.
+    pub(crate) fn citation(
+        &self,
+        control: &str,
+        parameter: &str,
+        note: Option<String>,
+    ) -> Option<PolicyCitation> {
         self.get(control, parameter).map(|v| PolicyCitation {
             source: v.source.clone(),
             heading: v.heading.clone(),
             parameter: parameter.to_string(),
             value: v.value.clone(),
+            applied: note.is_none(),
+            note,
         })
     }
 }
@@ -576,6 +606,7 @@ pub async fn plan_from_model(
     cloud: &dyn Cloud,
     lang: Lang,
     model_id: &str,
+    policy: &PolicyValues,
 ) -> Result<RemediationPlan, CatalogError> {
     let (entry, _) = control_of(finding)?;
     let control = finding.control_id.clone().ok_or(CatalogError::NoControl)?;
@@ -626,6 +657,7 @@ pub async fn plan_from_model(
     }
     let at = Target::of(finding);
     let mut actions = Vec::new();
+    let mut citations = Vec::new();
     for item in items {
         let a = item
             .as_object()
@@ -701,8 +733,18 @@ pub async fn plan_from_model(
                 check_fields(a, name, iam_password::MODEL_FIELDS)?;
                 require_account_resource(finding)?;
                 let previous = cloud.password_policy(&at).await?;
-                let policy = iam_password::overlay(previous.as_ref(), a)?;
-                Action::SetPasswordPolicy { policy, previous }
+                let planned = iam_password::overlay(previous.as_ref(), a)?;
+                citations = iam_password::check_against_policy(
+                    &planned,
+                    previous.as_ref(),
+                    control.as_str(),
+                    policy,
+                    lang,
+                )?;
+                Action::SetPasswordPolicy {
+                    policy: planned,
+                    previous,
+                }
             }
             "block_s3_public_access" => {
                 check_fields(a, name, &[])?;
@@ -741,7 +783,7 @@ pub async fn plan_from_model(
         FamilyPlan {
             actions,
             rationale,
-            citations: Vec::new(),
+            citations,
         },
         lang,
         PlanSource::Model {

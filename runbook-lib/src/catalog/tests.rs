@@ -443,7 +443,8 @@ fn password_merge_follows_the_control_and_never_weakens() {
         max_password_age: Some(30),
         ..iam_password::DEFAULT_POLICY
     };
-    let (p, _) = iam_password::merge(Some(&strong), "IAM.7", &PolicyValues::new()).unwrap();
+    let (p, _) =
+        iam_password::merge(Some(&strong), "IAM.7", &PolicyValues::new(), Lang::En).unwrap();
     assert_eq!(p.minimum_password_length, 20, "longer length kept");
     assert_eq!(p.max_password_age, Some(30), "shorter age kept");
     assert!(p.require_symbols && p.require_numbers);
@@ -453,10 +454,11 @@ fn password_merge_follows_the_control_and_never_weakens() {
         max_password_age: Some(365),
         ..iam_password::DEFAULT_POLICY
     };
-    let (p, _) = iam_password::merge(Some(&long), "IAM.17", &PolicyValues::new()).unwrap();
+    let (p, _) =
+        iam_password::merge(Some(&long), "IAM.17", &PolicyValues::new(), Lang::En).unwrap();
     assert_eq!(p.max_password_age, Some(90));
     assert_eq!(p.minimum_password_length, 8, "IAM.17 leaves the length");
-    let (p, _) = iam_password::merge(None, "IAM.11", &PolicyValues::new()).unwrap();
+    let (p, _) = iam_password::merge(None, "IAM.11", &PolicyValues::new(), Lang::En).unwrap();
     assert_eq!(
         p,
         PasswordPolicy {
@@ -496,17 +498,70 @@ fn organisation_policy_values_are_used_and_cited() {
         assert_eq!(p.policy_citations[0].value, json!(64));
         assert!(p.rationale.contains("policies/password.md"));
     }
-    // A policy weaker than the control does not weaken the plan, and is not cited.
+    assert!(p_applied(&sb, &pv));
+    // A policy weaker than the control does not weaken the plan: it is flagged to the human.
     let f = find(&sb, "IAM.15", WORKLOAD_ACCOUNT, US_EAST_1, WORKLOAD_ACCOUNT);
     let weak = policy("IAM.15", "MinimumPasswordLength", json!(10));
     let p = block_on(plan(&f, &sb, Lang::En, &weak)).unwrap();
-    assert!(p.policy_citations.is_empty());
+    let Action::SetPasswordPolicy { policy: set, .. } = &p.actions[0] else {
+        panic!();
+    };
+    assert_eq!(set.minimum_password_length, 14);
+    assert_eq!(p.policy_citations.len(), 1);
+    assert!(!p.policy_citations[0].applied);
+    let note = p.policy_citations[0].note.clone().unwrap_or_default();
+    assert!(note.contains("weaker than IAM.15"), "{note}");
+    assert!(
+        p.rationale.contains("Organisation policy not applied"),
+        "{}",
+        p.rationale
+    );
     // A value IAM cannot take is an error, not a plan.
     let bad = policy("IAM.15", "MinimumPasswordLength", json!(500));
     assert!(matches!(
         block_on(plan(&f, &sb, Lang::En, &bad)),
         Err(CatalogError::PolicyValue { .. })
     ));
+}
+
+fn p_applied(sb: &Sandbox, pv: &PolicyValues) -> bool {
+    let f = find(sb, "IAM.7", WORKLOAD_ACCOUNT, US_EAST_1, WORKLOAD_ACCOUNT);
+    block_on(plan(&f, sb, Lang::En, pv))
+        .map(|p| {
+            p.policy_citations
+                .iter()
+                .all(|c| c.applied && c.note.is_none())
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_model_plan_that_ignores_the_policy_is_rejected() {
+    let sb = Sandbox::new();
+    let pv = policy("IAM.7", "MinimumPasswordLength", json!(64));
+    let f = find(&sb, "IAM.15", WORKLOAD_ACCOUNT, US_EAST_1, WORKLOAD_ACCOUNT);
+    let input = |len: u64| json!({"actions": [{"action": "set_password_policy", "minimum_password_length": len}], "rationale": "r"});
+    let r = block_on(plan_from_model(&input(14), &f, &sb, Lang::En, "m", &pv));
+    let Err(CatalogError::Rejected(PlanRejection::ContradictsPolicy {
+        parameter,
+        policy,
+        document,
+        ..
+    })) = r
+    else {
+        panic!("{r:?}");
+    };
+    assert_eq!(
+        (parameter.as_str(), policy.as_str()),
+        ("MinimumPasswordLength", "64")
+    );
+    assert_eq!(document, "policies/password.md");
+    // Following the policy is accepted and cited; a stricter value is accepted with a note.
+    let p = block_on(plan_from_model(&input(64), &f, &sb, Lang::En, "m", &pv)).unwrap();
+    assert!(p.policy_citations[0].applied);
+    let p = block_on(plan_from_model(&input(80), &f, &sb, Lang::En, "m", &pv)).unwrap();
+    assert!(!p.policy_citations[0].applied);
+    assert!(p.policy_citations[0].note.is_some());
 }
 
 #[test]
@@ -919,7 +974,14 @@ fn validation_rejects_other_keys_and_inverse_actions_of_other_families() {
 // The model path
 
 fn from_model(sb: &Sandbox, input: Value, f: &Finding) -> Result<RemediationPlan, CatalogError> {
-    block_on(plan_from_model(&input, f, sb, Lang::En, "test-model"))
+    block_on(plan_from_model(
+        &input,
+        f,
+        sb,
+        Lang::En,
+        "test-model",
+        &PolicyValues::new(),
+    ))
 }
 
 fn rejection(r: Result<RemediationPlan, CatalogError>) -> PlanRejection {

@@ -1,7 +1,7 @@
 //! The AWS backend: the official AWS SDK for Rust with the default credential chain.
 
 mod capture;
-mod errors;
+pub(crate) mod errors;
 mod pace;
 mod resources;
 mod s3control_endpoint;
