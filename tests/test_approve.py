@@ -5,13 +5,12 @@ the AWS path (moto for EC2/STS, the local Security Hub server for the finding)."
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from conftest import RUNBOOK_MIME, execute_with_answer, final_displays, last_bundle
-from servers.securityhub import SecurityHubServer, make_finding
+from servers.securityhub import SecurityHubServer
 
 pytestmark = pytest.mark.usefixtures("no_ambient_aws")
 
@@ -186,51 +185,23 @@ def test_unwritable_audit_log_stops_before_any_change(kernel, tmp_path):
 
 
 def test_aws_round_trip_changes_moto_and_security_hub(kernel_factory, tmp_path):
-    boto3 = pytest.importorskip("boto3")
+    pytest.importorskip("boto3")
+    from aws_seed import aws_kernel_env, ec2_19_finding, ingress_rules, moto_client, seed_open_ssh_group
     from servers.moto import MotoServer
 
     with MotoServer() as moto:
-        ec2 = boto3.client(
-            "ec2", endpoint_url=moto.url, region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        )
-        sts = boto3.client(
-            "sts", endpoint_url=moto.url, region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        )
-        account = sts.get_caller_identity()["Account"]
-        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        group = ec2.create_security_group(GroupName="ci-runner", Description="ci", VpcId=vpc)["GroupId"]
-        ec2.authorize_security_group_ingress(
-            GroupId=group,
-            IpPermissions=[
-                {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
-                {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]},
-            ],
-        )
-        arn = f"arn:aws:ec2:us-east-1:{account}:security-group/{group}"
-        finding = make_finding(
-            0, account=account, control_id="EC2.19", severity="CRITICAL",
-            Resources=[{"Type": "AwsEc2SecurityGroup", "Id": arn, "Partition": "aws", "Region": "us-east-1",
-                        "Details": {"AwsEc2SecurityGroup": {"GroupId": group, "GroupName": "ci-runner", "VpcId": vpc}}}],
-        )
+        account = moto_client(moto, "sts").get_caller_identity()["Account"]
+        ssh = seed_open_ssh_group(moto)  # SSH from 0.0.0.0/0, HTTPS from 10.0.0.0/8
+        group = ssh["group"]
+        finding = ec2_19_finding(0, account, "us-east-1", group, ssh["vpc"], ssh["name"])
         with SecurityHubServer(findings=[finding], rate=None) as hub:
-            env = {
-                "RUNBOOK_BACKEND": "aws", "RUNBOOK_MODEL": "catalog", "RUNBOOK_REGION": "us-east-1",
-                "AWS_ENDPOINT_URL": moto.url, "AWS_ENDPOINT_URL_SECURITYHUB": hub.url,
-                "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
-                "AWS_EC2_METADATA_DISABLED": "true",
-                "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            }
-            k = kernel_factory(**env)
+            k = kernel_factory(**aws_kernel_env(moto, hub))
             k.ok("%findings")
             plan = last_bundle(k.ok("%remediate 1"))[RUNBOOK_MIME]["plan"]
             assert plan["actions"][0]["action"] == "revoke_ingress"
             res = k.ok(f"%approve {plan['id']} --yes", timeout=60)
             assert last_bundle(res)[RUNBOOK_MIME]["state"] == "succeeded", res.describe()
-            rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group]}])["SecurityGroupRules"]
-            ingress = [r for r in rules if not r["IsEgress"]]
-            assert [(r["FromPort"], r.get("CidrIpv4")) for r in ingress] == [(443, "10.0.0.0/8")]
+            assert ingress_rules(moto, group) == {"tcp 443 10.0.0.0/8": ssh["rules"]["tcp 443 10.0.0.0/8"]}
             stored = hub.finding(finding["Id"])
             assert stored["Workflow"]["Status"] == "RESOLVED"
             assert plan["id"] in stored["Note"]["Text"]

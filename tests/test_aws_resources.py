@@ -21,6 +21,7 @@ import pytest
 
 boto3 = pytest.importorskip("boto3")
 
+from aws_seed import moto_client  # noqa: E402
 from tests.servers.moto import MOTO_ACCOUNT, MotoServer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,15 +38,7 @@ def moto() -> Iterator[MotoServer]:
 
 
 def client(moto: MotoServer, service: str) -> Any:
-    c = boto3.client(service, **moto.client_kwargs())
-    if service == "s3control":
-        # botocore, like the Rust SDK, puts the account id in front of the host
-        # (123456789012.127.0.0.1), which does not resolve: send it to moto as is.
-        def to_moto(request: Any, **_: Any) -> None:
-            request.url = request.url.replace(f"://{MOTO_ACCOUNT}.", "://", 1)
-
-        c.meta.events.register("before-sign.s3-control.*", to_moto)
-    return c
+    return moto_client(moto, service)
 
 
 def seed(moto: MotoServer) -> dict[str, str]:
