@@ -11,7 +11,7 @@ RELEASE_BIN := $(CARGO_TARGET_DIR)/release/runbook-kernel
 # Jupyter refuses to run as root (containers, CI machines) unless told.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: help lab test rust-checks python-tests venv bench
+.PHONY: help lab test rust-checks python-tests venv bench chromium
 
 help:
 	@echo "make lab   - build the kernel, install it into .venv and open JupyterLab on notebooks/ (sandbox)"
@@ -38,7 +38,23 @@ rust-checks:
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 	cargo test --locked --workspace
 
-python-tests: venv
+# The browser test (tests/test_browser.py) drives Debian's Chromium through
+# Playwright; install the package when it is missing (CI runs as root).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if command -v apt-get >/dev/null; then \
+	    echo "installing chromium (Debian package) for the browser test"; \
+	    $(SUDO) apt-get update -qq >/dev/null && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  else \
+	    echo "no $(CHROMIUM) and no apt-get: install Chromium there for tests/test_browser.py"; \
+	  fi; \
+	fi
+
+python-tests: venv chromium
 	cargo build --locked -p runbook-kernel
 	$(DEBUG_BIN) install --prefix $(VENV)
 	RUNBOOK_KERNEL_BIN=$(DEBUG_BIN) $(PY) -m pytest tests
