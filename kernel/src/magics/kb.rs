@@ -22,7 +22,7 @@ pub struct KbArgs {
     #[arg(long, default_value_t = kb::DEFAULT_TOP as u16, value_parser = clap::value_parser!(u16).range(1..=kb::MAX_TOP as i64))]
     pub top: u16,
     /// What to look for, in English or Japanese (the rest of the line)
-    #[arg(value_name = "QUERY", trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    #[arg(value_name = "QUERY", num_args = 0..)]
     pub query: Vec<String>,
 }
 
