@@ -155,15 +155,34 @@ pub fn plan(
     if !plan.policy_citations.is_empty() {
         let mut cites = Table::new(
             "runbook-citations",
-            &["Parameter", "Value", "Source", "Heading"],
+            &[
+                "Parameter",
+                "Policy value",
+                "Applied",
+                "Source",
+                "Heading",
+                "Note",
+            ],
         );
         for c in &plan.policy_citations {
             cites.row(vec![
                 Cell::code(&c.parameter),
                 Cell::code(compact(&c.value)),
-                Cell::text(&c.source),
+                Cell::text(if c.applied { "yes" } else { "no" }),
+                Cell::code(&c.source),
                 Cell::text(&c.heading),
+                Cell::text(c.note.as_deref().unwrap_or_default()),
             ]);
+            plain.push_str(&format!(
+                "policy: {} = {} ({}, {}){}\n",
+                c.parameter,
+                compact(&c.value),
+                c.source,
+                c.heading,
+                c.note
+                    .as_ref()
+                    .map_or(String::new(), |n| format!(" — not applied: {n}"))
+            ));
         }
         rich.push_str(&cites.render());
     }
