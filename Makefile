@@ -65,3 +65,4 @@ bench: venv
 	RUNBOOK_KERNEL_BIN=$(RELEASE_BIN) $(PY) bench/bench_kernel.py
 	$(PY) bench/bench_findings_fetch.py
 	cargo bench --locked -p runbook-kernel --bench render_listing
+	cargo bench --locked -p runbook --bench kb_index

@@ -34,7 +34,7 @@ impl From<KbError> for MagicError {
             KbError::NoDocuments { .. }
             | KbError::Unreadable { .. }
             | KbError::Incomplete(_)
-            | KbError::Conflict { .. } => POLICY_ERROR,
+            | KbError::Conflict(_) => POLICY_ERROR,
             KbError::NotFound { .. } => MagicError::NOT_FOUND,
             KbError::AccessDenied { .. } => "AccessDenied",
             KbError::Throttled { .. } => "Throttled",

@@ -356,7 +356,10 @@ mod tests {
 
     impl Folder {
         fn new(name: &str) -> Folder {
-            let p = std::env::temp_dir().join(format!("kb-{name}-{}", std::process::id()));
+            // Tests run in parallel: each folder gets its own name.
+            static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let p = std::env::temp_dir().join(format!("kb-{name}-{}-{n}", std::process::id()));
             let _ = std::fs::remove_dir_all(&p);
             std::fs::create_dir_all(&p).unwrap();
             Folder(p)

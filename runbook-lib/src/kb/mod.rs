@@ -117,17 +117,8 @@ pub enum KbError {
         .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
     )]
     Incomplete(Vec<Problem>),
-    #[error(
-        "the organisation policy contradicts itself: {control} {parameter} is {first} in {first_source} but {second} in {second_source}; make them agree"
-    )]
-    Conflict {
-        control: String,
-        parameter: String,
-        first: String,
-        first_source: String,
-        second: String,
-        second_source: String,
-    },
+    #[error("the organisation policy contradicts itself: {0}; make them agree")]
+    Conflict(String),
     #[error(
         "Bedrock Knowledge Base {id} was not found in {region} ({message}); check the id (%config kb=...) and the region"
     )]
@@ -210,14 +201,10 @@ pub fn merge_values(values: &mut PolicyValues, more: &PolicyValues) -> Result<()
         for (parameter, value) in params {
             match values.get(control, parameter) {
                 Some(existing) if existing.value != value.value => {
-                    return Err(KbError::Conflict {
-                        control: control.clone(),
-                        parameter: parameter.clone(),
-                        first: existing.value.to_string(),
-                        first_source: existing.source.clone(),
-                        second: value.value.to_string(),
-                        second_source: value.source.clone(),
-                    });
+                    return Err(KbError::Conflict(format!(
+                        "{control} {parameter} is {} in {} but {} in {}",
+                        existing.value, existing.source, value.value, value.source
+                    )));
                 }
                 Some(_) => {}
                 None => values.insert(control, parameter, value.clone()),

@@ -81,8 +81,8 @@ fn spans(text: &str) -> Vec<(usize, usize)> {
             if i == j {
                 out.push((start, end_of(i)));
             } else {
-                for k in i..j {
-                    out.push((chars[k].0, end_of(k + 1)));
+                for pair in chars[i..=j].windows(2) {
+                    out.push((pair[0].0, pair[1].0 + pair[1].1.len_utf8()));
                 }
             }
             i = j + 1;
