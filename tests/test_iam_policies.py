@@ -1,0 +1,344 @@
+"""The IAM policies shipped in iam/ for users of the kernel.
+
+- Both are well-formed IAM policy documents, and every action (and every scoped
+  resource) exists in the AWS service authorization reference that cfn-lint
+  ships (cfn-lint comes with moto[server], pinned in requirements.txt).
+- runbook-read-only.json grants none of the writes the kernel can make.
+- runbook-remediation.json grants every IAM permission the kernel's plans name,
+  taken from the real kernel: a plan for every sandbox finding of every control
+  family the catalog covers, and the inverse actions `%rollback` really runs.
+  It also grants every `service:Action` the library's AWS code names.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import RUNBOOK_MIME, final_displays, last_bundle
+
+pytestmark = pytest.mark.usefixtures("no_ambient_aws")
+
+ROOT = Path(__file__).resolve().parent.parent
+READ_ONLY = ROOT / "iam" / "runbook-read-only.json"
+REMEDIATION = ROOT / "iam" / "runbook-remediation.json"
+POLICIES = {"read-only": READ_ONLY, "remediation": REMEDIATION}
+
+# Every change the kernel can make in an account: the catalog's actions, their
+# inverses (rollback), and resolving the finding after %approve.
+WRITE_ACTIONS = (
+    "ec2:RevokeSecurityGroupIngress",
+    "ec2:AuthorizeSecurityGroupIngress",
+    "ec2:EnableEbsEncryptionByDefault",
+    "ec2:DisableEbsEncryptionByDefault",
+    "guardduty:CreateDetector",
+    "guardduty:UpdateDetector",
+    "guardduty:DeleteDetector",
+    "iam:CreateServiceLinkedRole",
+    "iam:UpdateAccountPasswordPolicy",
+    "iam:DeleteAccountPasswordPolicy",
+    "s3:PutAccountPublicAccessBlock",
+    "kms:EnableKeyRotation",
+    "kms:DisableKeyRotation",
+    "securityhub:BatchUpdateFindings",
+)
+
+# What read-only use needs besides the prechecks' reads (which the plans name):
+# %findings, the caller identity, Bedrock Converse/ConverseStream, and Retrieve
+# from a Bedrock knowledge base.
+READS_OUTSIDE_PLANS = (
+    "securityhub:GetFindings",
+    "sts:GetCallerIdentity",
+    "bedrock:InvokeModel",
+    "bedrock:InvokeModelWithResponseStream",
+    "bedrock:Retrieve",
+)
+
+# %approve resolves the finding and records who approved (README, "The sandbox and AWS").
+APPROVE_PERMISSIONS = ("securityhub:BatchUpdateFindings", "sts:GetCallerIdentity")
+
+# The inverse actions rollback can run, with the write each needs (their reads
+# are those of the forward action). A kind missing here fails the test: add it
+# with its permission, and grant that in runbook-remediation.json.
+INVERSE_WRITES = {
+    "authorize_ingress": "ec2:AuthorizeSecurityGroupIngress",
+    "revoke_ingress": "ec2:RevokeSecurityGroupIngress",
+    "disable_guard_duty": "guardduty:UpdateDetector",
+    "enable_guard_duty": "guardduty:UpdateDetector",
+    "delete_guard_duty_detector": "guardduty:DeleteDetector",
+    "set_password_policy": "iam:UpdateAccountPasswordPolicy",
+    "delete_password_policy": "iam:DeleteAccountPasswordPolicy",
+    "block_s3_public_access": "s3:PutAccountPublicAccessBlock",
+    # The account-level DeletePublicAccessBlock is authorised by s3:PutAccountPublicAccessBlock.
+    "delete_s3_public_access_block": "s3:PutAccountPublicAccessBlock",
+    "enable_ebs_encryption_by_default": "ec2:EnableEbsEncryptionByDefault",
+    "disable_ebs_encryption_by_default": "ec2:DisableEbsEncryptionByDefault",
+    "enable_kms_key_rotation": "kms:EnableKeyRotation",
+    "disable_kms_key_rotation": "kms:DisableKeyRotation",
+}
+
+# The control families of the remediation catalog (README, "%summarize and %remediate").
+FAMILIES = {
+    "security group ingress": ("EC2.13", "EC2.14", "EC2.18", "EC2.19"),
+    "GuardDuty": ("GuardDuty.1",),
+    "IAM password policy": tuple(f"IAM.{n}" for n in (7, 11, 12, 13, 14, 15, 16, 17)),
+    "S3 Block Public Access": ("S3.1",),
+    "EBS default encryption": ("EC2.7",),
+    "KMS key rotation": ("KMS.4",),
+}
+
+# Named by the library only to refuse acting in another account (not supported yet).
+NOT_NEEDED = {"sts:AssumeRole"}
+
+ACTION_NAME = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
+READ_VERBS = ("Get", "List", "Describe", "Retrieve", "InvokeModel")
+
+
+# --- policy documents ------------------------------------------------------------
+
+
+def load(path: Path) -> dict:
+    with path.open(encoding="utf-8") as f:
+        return json.load(f)
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def statements(doc: dict) -> list[dict]:
+    return as_list(doc["Statement"])
+
+
+def _matches(pattern: str, action: str) -> bool:
+    # IAM action names are case-insensitive; `*` and `?` are IAM's wildcards too.
+    return fnmatch.fnmatchcase(action.lower(), pattern.lower())
+
+
+def allows(doc: dict, action: str) -> bool:
+    """Whether some Allow statement grants `action` (resources and conditions
+    aside) and no Deny statement takes it away."""
+    granted = False
+    for st in statements(doc):
+        if any(_matches(p, action) for p in as_list(st.get("Action", []))):
+            if st["Effect"] == "Deny":
+                return False
+            granted = True
+    return granted
+
+
+def actions_of(doc: dict) -> list[str]:
+    return [a for st in statements(doc) if st["Effect"] == "Allow" for a in as_list(st["Action"])]
+
+
+def missing(doc: dict, wanted) -> list[str]:
+    return sorted({a for a in wanted if not allows(doc, a)})
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_is_a_valid_iam_policy_document(name):
+    doc = load(POLICIES[name])
+    assert set(doc) == {"Version", "Statement"}, doc.keys()
+    assert doc["Version"] == "2012-10-17"
+    assert isinstance(doc["Statement"], list) and doc["Statement"]
+    sids = []
+    for st in doc["Statement"]:
+        assert isinstance(st, dict), st
+        assert set(st) <= {"Sid", "Effect", "Action", "Resource", "Condition"}, st
+        assert st["Effect"] in ("Allow", "Deny"), st
+        assert "Action" in st and "Resource" in st, st
+        acts = as_list(st["Action"])
+        assert acts and all(isinstance(a, str) and ACTION_NAME.match(a) for a in acts), st
+        assert len(acts) == len(set(acts)), f"duplicate actions in {st}"
+        resources = as_list(st["Resource"])
+        assert resources and all(r == "*" or r.startswith("arn:aws:") for r in resources), st
+        if "Sid" in st:
+            assert re.fullmatch(r"[A-Za-z0-9]+", st["Sid"]), f"Sid must be alphanumeric: {st['Sid']}"
+            sids.append(st["Sid"])
+        if "Condition" in st:
+            assert isinstance(st["Condition"], dict) and st["Condition"], st
+    assert len(sids) == len(set(sids)), f"duplicate Sids: {sids}"
+    # A customer managed policy holds at most 6,144 characters, whitespace not counted.
+    text = POLICIES[name].read_text(encoding="utf-8")
+    assert len(re.sub(r"\s", "", text)) <= 6144
+
+
+def _service_reference() -> dict:
+    cfnlint = pytest.importorskip("cfnlint", reason="cfn-lint (installed with moto[server]) holds the IAM action data")
+    path = Path(cfnlint.__file__).parent / "data" / "AdditionalSpecs" / "Policies.json"
+    if not path.is_file():
+        pytest.skip(f"cfn-lint has no {path}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _arn_pattern(arn_format: str) -> re.Pattern:
+    """An ARN format of the service reference (`arn:${Partition}:kms:${Region}:...`) as a regex."""
+    out, pos = [], 0
+    for m in re.finditer(r"\$\{([^}]+)\}|\.\*", arn_format):
+        out.append(re.escape(arn_format[pos : m.start()]))
+        name = m.group(1)
+        if name == "Partition":
+            out.append("aws")
+        elif name in ("Region", "Account"):
+            out.append("[^:]*")
+        else:
+            out.append(".*")
+        pos = m.end()
+    out.append(re.escape(arn_format[pos:]))
+    return re.compile("".join(out))
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_actions_and_resources_exist_in_the_service_reference(name):
+    reference = _service_reference()
+    problems = []
+    for st in statements(load(POLICIES[name])):
+        resources = as_list(st["Resource"])
+        for action in as_list(st["Action"]):
+            service, _, verb = action.partition(":")
+            spec = reference.get(service, {}).get("Actions", {}).get(verb.lower())
+            if spec is None:
+                problems.append(f"{action}: no such IAM action")
+                continue
+            if resources == ["*"]:
+                continue
+            types = spec.get("Resources", [])
+            if not types:
+                problems.append(f"{action} takes no resource ARN, so statement {st.get('Sid')} must use Resource \"*\"")
+                continue
+            formats = [
+                f for t in types for f in reference[service].get("Resources", {}).get(t, {}).get("ARNFormats", [])
+            ]
+            for resource in resources:
+                sample = resource.replace("*", "x")
+                if not any(_arn_pattern(f).fullmatch(sample) for f in formats):
+                    problems.append(f"{action}: {resource} is not one of its resource types {types}")
+    assert not problems, "\n".join(problems)
+
+
+def test_read_only_grants_no_write():
+    doc = load(READ_ONLY)
+    granted_writes = [a for a in WRITE_ACTIONS if allows(doc, a)]
+    assert not granted_writes, f"the read-only policy grants writes: {granted_writes}"
+    for action in actions_of(doc):
+        assert "*" not in action, f"{action}: no wildcards in the read-only policy"
+        assert action.partition(":")[2].startswith(READ_VERBS), f"{action} is not a read"
+    assert not missing(doc, READS_OUTSIDE_PLANS)
+
+
+def test_remediation_grants_everything_read_only_does_and_every_write():
+    remediation = load(REMEDIATION)
+    assert not missing(remediation, actions_of(load(READ_ONLY)))
+    assert not missing(remediation, WRITE_ACTIONS)
+    assert not missing(remediation, APPROVE_PERMISSIONS)
+
+
+def test_families_cover_the_readme_catalog():
+    """FAMILIES above follows the README's catalog table; a control added there must be added here."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("| Controls | Actions | Inverse |", 1)[1].split("\n\n", 1)[0]
+    listed = set()
+    for line in table.splitlines()[2:]:
+        cell = line.split("|")[1]
+        for m in re.finditer(r"([A-Za-z0-9]+)\.(\d+)(?:\s*[–-]\s*\1\.(\d+))?", cell):
+            first, last = int(m.group(2)), int(m.group(3) or m.group(2))
+            listed.update(f"{m.group(1)}.{n}" for n in range(first, last + 1))
+    covered = {c for controls in FAMILIES.values() for c in controls}
+    assert listed, "could not read the catalog table in README.md"
+    assert listed <= covered, f"README's catalog covers {sorted(listed - covered)}, add them to FAMILIES"
+
+
+# --- permissions from the real kernel ----------------------------------------------
+
+
+def listing(kernel, control: str) -> list[dict]:
+    res = kernel.ok(f"%findings --all --control {control}")
+    for data in final_displays(res):
+        rows = (data.get(RUNBOOK_MIME) or {}).get("shown")
+        if rows is not None:
+            return rows
+    raise AssertionError(res.describe())
+
+
+def plans_by_family(kernel) -> dict[str, list[dict]]:
+    """A plan for every open sandbox finding of every covered control."""
+    out: dict[str, list[dict]] = {}
+    for family, controls in FAMILIES.items():
+        for control in controls:
+            for row in listing(kernel, control):
+                data = last_bundle(kernel.ok(f"%remediate {row['id']}"))[RUNBOOK_MIME]
+                assert data.get("executable") is True and "plan" in data, (control, data)
+                out.setdefault(family, []).append(data["plan"])
+    return out
+
+
+def test_every_permission_a_plan_names_is_granted(kernel):
+    plans = plans_by_family(kernel)
+    assert set(plans) == set(FAMILIES), f"no sandbox finding gave a plan for {sorted(set(FAMILIES) - set(plans))}"
+    named = {p for ps in plans.values() for plan in ps for p in plan["permissions"]}
+    assert named, "plans name no permissions"
+    for family, ps in plans.items():
+        assert all(plan["permissions"] for plan in ps), f"a {family} plan names no permissions"
+
+    remediation, read_only = load(REMEDIATION), load(READ_ONLY)
+    assert not missing(remediation, named), "runbook-remediation.json lacks permissions plans name"
+    # Every permission splits into a write (listed above, denied to read-only) or a
+    # read that read-only grants, so prechecks and --dry-run work read-only.
+    reads = {p for p in named if p not in WRITE_ACTIONS}
+    assert not missing(read_only, reads), "runbook-read-only.json lacks reads the prechecks make (or WRITE_ACTIONS lacks a write)"
+
+    # The rollback a plan records up front uses inverse actions: their writes too.
+    kinds = {a["action"] for ps in plans.values() for plan in ps for a in plan["rollback"]}
+    unknown = sorted(kinds - set(INVERSE_WRITES))
+    assert not unknown, f"rollback uses actions this test does not know: {unknown}; add them to INVERSE_WRITES"
+    assert not missing(remediation, {INVERSE_WRITES[k] for k in kinds})
+
+
+def audit_inverses(kernel, plan_id: str) -> set[str]:
+    """The inverse actions rollback ran for one plan, from its audit records."""
+    data = last_bundle(kernel.ok(f"%audit --plan {plan_id}"))[RUNBOOK_MIME]
+    out = set()
+    for record in data["records"]:
+        inverse = (record.get("action") or {}).get("inverse")
+        if record["event"] == "rolled_back" and inverse:
+            out.add(inverse["action"])
+    return out
+
+
+@pytest.mark.timeout(180)
+def test_every_inverse_rollback_runs_is_granted(kernel):
+    """Approve and roll back one plan per finding in the sandbox; the inverses
+    recorded in the audit trail (e.g. deleting a detector the plan created, which
+    no plan lists up front) must be granted too."""
+    seen_families, kinds = set(), set()
+    for family, controls in FAMILIES.items():
+        for control in controls:
+            for row in listing(kernel, control):
+                plan = last_bundle(kernel.ok(f"%remediate {row['id']}"))[RUNBOOK_MIME]["plan"]
+                approved = last_bundle(kernel.ok(f"%approve {plan['id']} --yes"))[RUNBOOK_MIME]
+                assert approved["state"] == "succeeded", approved
+                rolled = last_bundle(kernel.ok(f"%rollback {plan['id']} --yes"))[RUNBOOK_MIME]
+                assert rolled["state"] == "succeeded", rolled
+                kinds |= audit_inverses(kernel, plan["id"])
+                seen_families.add(family)
+    assert seen_families == set(FAMILIES)
+    assert "delete_guard_duty_detector" in kinds, kinds  # the sandbox has a region without a detector
+    unknown = sorted(kinds - set(INVERSE_WRITES))
+    assert not unknown, f"rollback ran actions this test does not know: {unknown}; add them to INVERSE_WRITES"
+    assert not missing(load(REMEDIATION), {INVERSE_WRITES[k] for k in kinds})
+
+
+def test_every_action_the_library_code_names_is_granted():
+    """A second net under the kernel-driven tests: every `service:Action` literal in
+    the library's plan and AWS code (inverse-only calls included)."""
+    lib = ROOT / "runbook-lib" / "src"
+    files = [lib / "plan.rs", *sorted((lib / "cloud" / "aws").glob("*.rs")), *sorted((lib / "kb").glob("*.rs"))]
+    files += sorted((lib / "advisor").glob("*.rs"))
+    literal = re.compile(r'"((?:ec2|guardduty|iam|s3|kms|securityhub|sts|bedrock):[A-Z][A-Za-z]+)"')
+    named = {m.group(1) for f in files if f.is_file() for m in literal.finditer(f.read_text(encoding="utf-8"))}
+    assert {"ec2:RevokeSecurityGroupIngress", "iam:UpdateAccountPasswordPolicy"} <= named, "scan found nothing"
+    assert not missing(load(REMEDIATION), named - NOT_NEEDED)
