@@ -43,13 +43,15 @@ fn window(text: &str, highlights: &[(usize, usize)], max_chars: usize) -> (usize
     (start, start + len)
 }
 
-/// The passage text (or a window of it) as escaped HTML with `<mark>` on matches.
-pub fn marked_html(text: &str, highlights: &[(usize, usize)], max_chars: usize) -> String {
+/// A window of the passage split into (text, is_match) pieces, and whether
+/// text was cut before and after it.
+fn pieces<'t>(
+    text: &'t str,
+    highlights: &[(usize, usize)],
+    max_chars: usize,
+) -> (bool, Vec<(&'t str, bool)>, bool) {
     let (start, end) = window(text, highlights, max_chars);
-    let mut out = String::new();
-    if start > 0 {
-        out.push('…');
-    }
+    let mut out = Vec::new();
     let mut at = start;
     for &(a, b) in highlights {
         // Highlights come from the same text; clamp anyway so bad ranges cannot panic.
@@ -60,12 +62,26 @@ pub fn marked_html(text: &str, highlights: &[(usize, usize)], max_chars: usize) 
         if b <= a {
             continue;
         }
-        out.push_str(&html::text(&text[at..a]));
-        out.push_str(&format!("<mark>{}</mark>", html::text(&text[a..b])));
+        out.push((&text[at..a], false));
+        out.push((&text[a..b], true));
         at = b;
     }
-    out.push_str(&html::text(&text[at..end]));
-    if end < text.len() {
+    out.push((&text[at..end], false));
+    (start > 0, out, end < text.len())
+}
+
+/// The passage text (or a window of it) as escaped HTML with `<mark>` on matches.
+pub fn marked_html(text: &str, highlights: &[(usize, usize)], max_chars: usize) -> String {
+    let (cut_before, parts, cut_after) = pieces(text, highlights, max_chars);
+    let mut out = String::from(if cut_before { "…" } else { "" });
+    for (piece, is_match) in parts {
+        if is_match {
+            out.push_str(&format!("<mark>{}</mark>", html::text(piece)));
+        } else {
+            out.push_str(&html::text(piece));
+        }
+    }
+    if cut_after {
         out.push('…');
     }
     out
@@ -73,25 +89,18 @@ pub fn marked_html(text: &str, highlights: &[(usize, usize)], max_chars: usize) 
 
 /// The passage text (or a window of it) as plain text with matches in «».
 fn marked_plain(text: &str, highlights: &[(usize, usize)], max_chars: usize) -> String {
-    let (start, end) = window(text, highlights, max_chars);
-    let mut out = String::new();
-    let mut at = start;
-    for &(a, b) in highlights {
-        let (a, b) = (
-            floor_boundary(text, a).max(at),
-            floor_boundary(text, b).min(end),
-        );
-        if b <= a {
-            continue;
-        }
-        out.push_str(&text[at..a]);
-        out.push('«');
-        out.push_str(&text[a..b]);
-        out.push('»');
-        at = b;
-    }
-    out.push_str(&text[at..end]);
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
+    let (_, parts, _) = pieces(text, highlights, max_chars);
+    let joined: String = parts
+        .into_iter()
+        .map(|(piece, is_match)| {
+            if is_match {
+                format!("«{piece}»")
+            } else {
+                piece.to_string()
+            }
+        })
+        .collect();
+    joined.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn passage_json(p: &Passage) -> Value {
