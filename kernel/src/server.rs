@@ -34,6 +34,9 @@ const INTERRUPT_GRACE: Duration = Duration::from_millis(500);
 /// as all queued. The queue is read before the error is replied to, so no request
 /// a client sends in answer to the error can be caught by this window.
 const QUEUE_SETTLE: Duration = Duration::from_millis(20);
+/// The longest the queue is read for, so a client that never pauses cannot hold
+/// the error reply back or fill memory.
+const QUEUE_READ_LIMIT: Duration = Duration::from_secs(1);
 
 /// State the control channel shares with the shell channel.
 struct Shared {
@@ -303,10 +306,12 @@ impl ShellLoop {
 
     /// Reads every request already waiting on the shell socket into `after_error`.
     async fn take_queue(&mut self) {
-        while let Ok(received) =
-            tokio::time::timeout(QUEUE_SETTLE, next_message("shell", &mut self.shell)).await
-        {
-            self.after_error.push_back(received);
+        let until = tokio::time::Instant::now() + QUEUE_READ_LIMIT;
+        while tokio::time::Instant::now() < until {
+            match tokio::time::timeout(QUEUE_SETTLE, next_message("shell", &mut self.shell)).await {
+                Ok(received) => self.after_error.push_back(received),
+                Err(_quiet) => break,
+            }
         }
         if !self.after_error.is_empty() {
             tracing::info!(
