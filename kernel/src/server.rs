@@ -1,7 +1,7 @@
 //! The kernel's event loops: one task per channel, a typed match over message
 //! content, and loops that log an error and carry on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex as StdMutex, RwLock};
 use std::time::Duration;
@@ -28,6 +28,15 @@ use crate::session::{HISTORY_SESSION, Session};
 
 /// How long an interrupted cell may take to stop by itself before it is dropped.
 const INTERRUPT_GRACE: Duration = Duration::from_millis(500);
+
+/// After a cell fails with `stop_on_error`, how long the shell socket may stay
+/// quiet before the requests sent with it (Run All sends every cell at once) count
+/// as all queued. The queue is read before the error is replied to, so no request
+/// a client sends in answer to the error can be caught by this window.
+const QUEUE_SETTLE: Duration = Duration::from_millis(20);
+/// The longest the queue is read for, so a client that never pauses cannot hold
+/// the error reply back or fill memory.
+const QUEUE_READ_LIMIT: Duration = Duration::from_secs(1);
 
 /// State the control channel shares with the shell channel.
 struct Shared {
@@ -150,6 +159,22 @@ async fn reply_unreadable<S: zeromq::SocketSend>(
     .await;
 }
 
+/// Answers an execute request queued behind a failed cell: it runs nothing, takes
+/// no execution count and publishes no input, as ipykernel does (`{"status": "aborted"}`).
+async fn abort<S: zeromq::SocketSend>(connection: &mut Connection<S>, request: &JupyterMessage) {
+    tracing::info!("aborting queued execute request {}", request.header.msg_id);
+    let content = UnknownMessage {
+        msg_type: "execute_reply".to_string(),
+        content: serde_json::json!({"status": "aborted"}),
+    };
+    reply(
+        connection,
+        request,
+        JupyterMessageContent::UnknownMessage(content),
+    )
+    .await;
+}
+
 fn shutdown_reply(restart: bool) -> ShutdownReply {
     ShutdownReply {
         restart,
@@ -181,6 +206,7 @@ pub async fn serve(channels: Channels, session: Session) {
         iopub: iopub.clone(),
         stdin: Arc::new(Mutex::new(stdin)),
         shared,
+        after_error: VecDeque::new(),
     };
     kernel.run().await;
     if let Err(e) = control_task.await {
@@ -244,24 +270,54 @@ struct ShellLoop {
     iopub: Publisher,
     stdin: Arc<Mutex<KernelStdinConnection>>,
     shared: Arc<Shared>,
+    /// Requests that were queued when a cell failed with `stop_on_error`: their
+    /// execute requests are aborted, anything else is answered as usual.
+    after_error: VecDeque<Received>,
 }
 
 impl ShellLoop {
     async fn run(&mut self) {
         loop {
+            if self.shared.shutdown.is_cancelled() {
+                break;
+            }
+            let (received, queued_before_error) = match self.after_error.pop_front() {
+                Some(received) => (received, true),
+                None => tokio::select! {
+                    _ = self.shared.shutdown.cancelled() => break,
+                    received = next_message("shell", &mut self.shell) => (received, false),
+                },
+            };
             let Received {
                 message: request,
                 unreadable,
-            } = tokio::select! {
-                _ = self.shared.shutdown.cancelled() => break,
-                received = next_message("shell", &mut self.shell) => received,
-            };
+            } = received;
             self.iopub.publish(Status::busy(), &request);
-            match unreadable {
-                Some(reason) => reply_unreadable(&mut self.shell, &request, &reason).await,
-                None => self.handle(&request).await,
+            match (unreadable, &request.content) {
+                (Some(reason), _) => reply_unreadable(&mut self.shell, &request, &reason).await,
+                (None, JupyterMessageContent::ExecuteRequest(_)) if queued_before_error => {
+                    abort(&mut self.shell, &request).await;
+                }
+                (None, _) => self.handle(&request).await,
             }
             self.iopub.publish(Status::idle(), &request);
+        }
+    }
+
+    /// Reads every request already waiting on the shell socket into `after_error`.
+    async fn take_queue(&mut self) {
+        let until = tokio::time::Instant::now() + QUEUE_READ_LIMIT;
+        while tokio::time::Instant::now() < until {
+            match tokio::time::timeout(QUEUE_SETTLE, next_message("shell", &mut self.shell)).await {
+                Ok(received) => self.after_error.push_back(received),
+                Err(_quiet) => break,
+            }
+        }
+        if !self.after_error.is_empty() {
+            tracing::info!(
+                "a cell failed with stop_on_error: aborting the execute requests among {} queued",
+                self.after_error.len()
+            );
         }
     }
 
@@ -273,6 +329,11 @@ impl ShellLoop {
             }
             JupyterMessageContent::ExecuteRequest(execute) => {
                 let result = self.execute(request, execute).await;
+                // As ipykernel does: a failed cell aborts the cells queued behind it
+                // (Run All), read before the reply so later requests still run.
+                if result.status == ReplyStatus::Error && execute.stop_on_error && !execute.silent {
+                    self.take_queue().await;
+                }
                 reply(&mut self.shell, request, result).await;
             }
             JupyterMessageContent::CompleteRequest(r) => {

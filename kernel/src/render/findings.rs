@@ -8,7 +8,7 @@ use runbook::finding::Finding;
 use serde_json::{Value, json};
 
 use super::html::{self, Cell, Table};
-use super::{Bundle, VEGA_LITE_MIME};
+use super::{Bundle, SafeMarkdown, VEGA_LITE_MIME};
 
 /// Rows shown at most; the rest stay in the listing, reachable by number or filters.
 pub const MAX_ROWS: usize = 200;
@@ -220,12 +220,13 @@ pub fn severity_chart(findings: &[Finding]) -> Bundle {
     let plain = format!("Findings by severity: {}", counts_text(&counts));
     // Markdown, not HTML, as the fallback: JupyterLab prefers HTML to Vega-Lite but
     // Vega-Lite to Markdown, so the chart is what shows where it can be drawn.
-    let markdown = counts
-        .iter()
-        .rev()
-        .map(|(s, n)| format!("**{}** {n}", s.label()))
-        .collect::<Vec<_>>()
-        .join(" · ");
+    let mut markdown = SafeMarkdown::new();
+    for (i, (s, n)) in counts.iter().rev().enumerate() {
+        if i > 0 {
+            markdown.push_text(" · ");
+        }
+        markdown.push_strong(s.label()).push_text(&format!(" {n}"));
+    }
     Bundle::markdown(plain, markdown, json!({"counts": values})).with_extra(VEGA_LITE_MIME, spec)
 }
 
@@ -287,17 +288,9 @@ pub fn detail(f: &Finding) -> Bundle {
         html::text(&f.description),
         resources.render()
     );
-    // Only an https link is followed; anything else is shown as text.
     if let Some(url) = &f.remediation_url {
         plain.push_str(&format!("Remediation: {url}\n"));
-        if url.starts_with("https://") {
-            rich.push_str(&format!(
-                "<p>Remediation: <a href=\"{0}\" target=\"_blank\" rel=\"noopener noreferrer\">{0}</a></p>",
-                html::text(url)
-            ));
-        } else {
-            rich.push_str(&format!("<p>Remediation: {}</p>", html::text(url)));
-        }
+        rich.push_str(&format!("<p>Remediation: {}</p>", html::link(url)));
     }
     let raw = serde_json::to_string_pretty(&f.raw).unwrap_or_default();
     rich.push_str(&format!(

@@ -6,6 +6,28 @@ pub fn text(s: &str) -> String {
     html_escape::encode_quoted_attribute(s).into_owned()
 }
 
+/// Whether a URL may be a clickable link: http(s) only, in any letter case. Other
+/// schemes (`javascript:`, `data:`, `file:`, `mailto:`, scheme-relative `//`) stay text.
+pub fn is_web_url(url: &str) -> bool {
+    let head = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    head.starts_with("https://") || head.starts_with("http://")
+}
+
+/// The opening tag of a link to a web URL; the only attribute the kernel ever
+/// writes from outside data. Callers check [`is_web_url`] first.
+pub fn anchor_open(url: &str) -> String {
+    format!("<a href=\"{}\">", text(url))
+}
+
+/// A URL shown in full: a link when it is http(s), text otherwise.
+pub fn link(url: &str) -> String {
+    if is_web_url(url) {
+        format!("{}{}</a>", anchor_open(url), text(url))
+    } else {
+        text(url)
+    }
+}
+
 /// A table whose cells are escaped text unless built with [`Cell::markup`].
 #[derive(Debug, Default)]
 pub struct Table {
@@ -83,5 +105,27 @@ mod tests {
         assert!(!html.contains("<b>"));
         assert!(html.contains("&lt;script&gt;"));
         assert!(pre(hostile).contains("&lt;img"));
+    }
+
+    #[test]
+    fn only_web_urls_become_links() {
+        assert_eq!(
+            link("https://docs.aws.amazon.com/a?b=1&c=\"2\""),
+            "<a href=\"https://docs.aws.amazon.com/a?b=1&amp;c=&quot;2&quot;\">https://docs.aws.amazon.com/a?b=1&amp;c=&quot;2&quot;</a>"
+        );
+        assert_eq!(link("javascript:alert(1)"), "javascript:alert(1)");
+        assert_eq!(link("data:text/html,<b>"), "data:text/html,&lt;b&gt;");
+        assert!(is_web_url("HTTPS://x") && is_web_url("http://"));
+        for bad in [
+            "//x",
+            "file:///x",
+            "mailto:a@b",
+            "",
+            "httpx://",
+            "ht",
+            "\u{e9}http://",
+        ] {
+            assert!(!is_web_url(bad), "{bad}");
+        }
     }
 }

@@ -319,9 +319,9 @@ pub fn with_policy(mut bundle: Bundle, policy: Option<&PolicyContext>, lang: Lan
     bundle.plain = format!("{}\n\n{plain}", bundle.plain);
     match &mut bundle.rich {
         Rich::Html(h) => h.push_str(&rich),
+        // Markdown carries the plain form: it cannot hold the HTML above.
         Rich::Markdown(m) => {
-            m.push_str("\n\n");
-            m.push_str(&rich);
+            m.push_paragraph_break().push_text(&plain);
         }
     }
     if let Value::Object(map) = &mut bundle.json {

@@ -11,15 +11,18 @@ pub mod plan;
 
 use serde_json::Value;
 
+pub use markdown::SafeMarkdown;
+
 /// The MIME type that carries a magic's result struct as JSON.
 pub const RUNBOOK_MIME: &str = "application/vnd.runbook+json";
 pub const VEGA_LITE_MIME: &str = "application/vnd.vegalite.v5+json";
 
-/// The human-readable rich form of a result.
+/// The human-readable rich form of a result. Markdown is only ever [`SafeMarkdown`]:
+/// JupyterLab renders `text/markdown` itself and would load images from it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rich {
     Html(String),
-    Markdown(String),
+    Markdown(SafeMarkdown),
 }
 
 /// One display: text/plain, a rich form and the result as JSON, plus optional extras
@@ -42,10 +45,10 @@ impl Bundle {
         }
     }
 
-    pub fn markdown(plain: impl Into<String>, markdown: impl Into<String>, json: Value) -> Bundle {
+    pub fn markdown(plain: impl Into<String>, markdown: SafeMarkdown, json: Value) -> Bundle {
         Bundle {
             plain: plain.into(),
-            rich: Rich::Markdown(markdown.into()),
+            rich: Rich::Markdown(markdown),
             json,
             extra: Vec::new(),
         }
@@ -62,7 +65,7 @@ impl Bundle {
         map.insert("text/plain".into(), Value::String(self.plain.clone()));
         match &self.rich {
             Rich::Html(h) => map.insert("text/html".into(), Value::String(h.clone())),
-            Rich::Markdown(m) => map.insert("text/markdown".into(), Value::String(m.clone())),
+            Rich::Markdown(m) => map.insert("text/markdown".into(), Value::String(m.to_string())),
         };
         map.insert(RUNBOOK_MIME.into(), self.json.clone());
         for (mime, value) in &self.extra {
