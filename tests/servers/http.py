@@ -3,7 +3,8 @@
 A service (Security Hub, Bedrock, ...) subclasses `LocalServer` and implements
 `serve()`: what to answer one request.  This module owns the rest:
 
-- a threaded HTTP/1.1 server on 127.0.0.1, on a free port unless one is given,
+- a threaded HTTP/1.1 server on 127.0.0.1, on port 0 (a free port the OS picks,
+  so parallel test workers never collide) unless one is given,
   started by `start()` (or entering a `with` block) and ready when it returns;
 - `stop()` (or leaving the block) closes the listening socket and every
   kept-alive client connection, so a pooled SDK connection cannot keep talking
@@ -36,7 +37,6 @@ from typing import Any, ClassVar
 
 __all__ = [
     "HOST",
-    "free_port",
     "ServiceError",
     "RecordedRequest",
     "Handler",
@@ -46,15 +46,6 @@ __all__ = [
 ]
 
 HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    """A port that was free on 127.0.0.1 a moment ago, for servers that must be
-    told their port (moto, JupyterLab); another process can still take it first,
-    so starting on it must be retried.  Servers here bind port 0 instead."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 class ServiceError(Exception):
