@@ -14,7 +14,9 @@ A service (Security Hub, Bedrock, ...) subclasses `LocalServer` and implements
 - every request recorded (`requests`, `counts`) before it is answered;
 - errors injected per operation (`fail_next`) and raised as `ServiceError`;
 - JSON answers with `x-amzn-RequestId`, as AWS sends them;
-- `serve_until_signalled()` for running a server standalone.
+- `serve_until_signalled()` for running a server standalone, and
+  `standalone()` for starting one that way from a test;
+- `unsigned_request()` for what the SDKs would refuse to send.
 
 How an error looks on the wire (status, `x-amzn-ErrorType`, which body members)
 differs between services and is left to each of them.
@@ -24,16 +26,22 @@ Standard library only; binds 127.0.0.1 only.
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections import Counter, deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Iterator
 
 __all__ = [
     "HOST",
@@ -43,6 +51,8 @@ __all__ = [
     "LocalServer",
     "parse_json",
     "serve_until_signalled",
+    "standalone",
+    "unsigned_request",
 ]
 
 HOST = "127.0.0.1"
@@ -285,3 +295,38 @@ def serve_until_signalled(server: LocalServer) -> int:
         pass
     server.stop()
     return 0
+
+
+@contextmanager
+def standalone(module: str, *args: str) -> Iterator[str]:
+    """`python -m MODULE ARGS` from the repository root, as a user would start a
+    server by hand; yields the URL it prints first.  On leaving, the server is
+    sent SIGTERM and must exit with status 0 within 10 seconds."""
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    try:
+        yield proc.stdout.readline().strip()
+    finally:
+        proc.terminate()
+        status = proc.wait(timeout=10)
+        proc.stdout.close()
+        proc.stderr.close()
+    assert status == 0, f"{module} exited with {status}"
+
+
+def unsigned_request(
+    server: LocalServer, method: str, path: str, body: object | bytes | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """One unsigned HTTP request (a JSON body unless bytes are given); returns
+    (status, lower-case headers, body bytes)."""
+    conn = http.client.HTTPConnection(HOST, server.port, timeout=10)
+    data = body if isinstance(body, bytes) else (b"" if body is None else json.dumps(body).encode())
+    conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    payload = resp.read()
+    conn.close()
+    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, payload
