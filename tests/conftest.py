@@ -314,21 +314,34 @@ class Kernel:
         return "\n--- kernel stderr (tail) ---\n" + data.decode("utf-8", "replace")
 
 
+# jupyter_client picks the kernel's ports by binding port 0 and closing the socket;
+# under `pytest -n`, another worker's process can take one of them before the
+# kernel binds it.  The kernel then exits saying so, and is started again on new ports.
+PORT_TAKEN = "Address already in use"
+START_ATTEMPTS = 3
+
+
 def start_kernel(tmp_path: Path, **env_extra: str) -> Kernel:
     find_kernelspec()
-    km = KernelManager(kernel_name=KERNEL_NAME)
-    stderr_path = tmp_path / "kernel-stderr.log"
-    with open(stderr_path, "wb") as stderr:
-        km.start_kernel(env=kernel_env(tmp_path, **env_extra), stderr=stderr, cwd=str(tmp_path))
-    kc = km.client()
-    kc.start_channels()
-    kernel = Kernel(km, kc, stderr_path)
-    try:
-        kc.wait_for_ready(timeout=STARTUP_TIMEOUT)
-    except Exception:
-        stop_kernel(kernel)
-        raise RuntimeError("kernel did not become ready" + kernel.stderr_tail()) from None
-    return kernel
+    attempt = 0
+    while True:
+        attempt += 1
+        km = KernelManager(kernel_name=KERNEL_NAME)
+        stderr_path = tmp_path / "kernel-stderr.log"
+        with open(stderr_path, "wb") as stderr:
+            km.start_kernel(env=kernel_env(tmp_path, **env_extra), stderr=stderr, cwd=str(tmp_path))
+        kc = km.client()
+        kc.start_channels()
+        kernel = Kernel(km, kc, stderr_path)
+        try:
+            kc.wait_for_ready(timeout=STARTUP_TIMEOUT)
+            return kernel
+        except Exception:
+            stop_kernel(kernel)
+            tail = kernel.stderr_tail()
+            if PORT_TAKEN not in tail or attempt == START_ATTEMPTS:
+                raise RuntimeError(f"kernel did not become ready (start {attempt})" + tail) from None
+            sys.stderr.write(f"kernel start {attempt}: another process took one of its ports; starting it again\n")
 
 
 def stop_kernel(kernel: Kernel) -> None:
