@@ -69,7 +69,7 @@ chromium:
 python-tests: venv chromium
 	cargo build --locked -p runbook-kernel
 	$(DEBUG_BIN) install --prefix $(VENV)
-	RUNBOOK_KERNEL_BIN=$(DEBUG_BIN) $(PY) -m pytest tests
+	RUNBOOK_KERNEL_BIN=$(DEBUG_BIN) $(PY) -m pytest tests -n 4 --dist loadgroup
 
 bench: venv
 	cargo build --release --locked -p runbook-kernel

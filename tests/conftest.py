@@ -8,6 +8,7 @@ down when the test ends, whatever the outcome.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -20,6 +21,8 @@ import pytest
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from jupyter_client.manager import KernelManager
 from jupyter_kernel_test.msgspec_v5 import schema_fragments, validate_message
+
+from servers import bedrock as br
 
 KERNEL_NAME = "security-runbook"
 # Seconds to wait for any single reply; pytest-timeout (pytest.ini) bounds a whole test.
@@ -311,21 +314,34 @@ class Kernel:
         return "\n--- kernel stderr (tail) ---\n" + data.decode("utf-8", "replace")
 
 
+# jupyter_client picks the kernel's ports by binding port 0 and closing the socket;
+# under `pytest -n`, another worker's process can take one of them before the
+# kernel binds it.  The kernel then exits saying so, and is started again on new ports.
+PORT_TAKEN = "Address already in use"
+START_ATTEMPTS = 3
+
+
 def start_kernel(tmp_path: Path, **env_extra: str) -> Kernel:
     find_kernelspec()
-    km = KernelManager(kernel_name=KERNEL_NAME)
-    stderr_path = tmp_path / "kernel-stderr.log"
-    with open(stderr_path, "wb") as stderr:
-        km.start_kernel(env=kernel_env(tmp_path, **env_extra), stderr=stderr, cwd=str(tmp_path))
-    kc = km.client()
-    kc.start_channels()
-    kernel = Kernel(km, kc, stderr_path)
-    try:
-        kc.wait_for_ready(timeout=STARTUP_TIMEOUT)
-    except Exception:
-        stop_kernel(kernel)
-        raise RuntimeError("kernel did not become ready" + kernel.stderr_tail()) from None
-    return kernel
+    attempt = 0
+    while True:
+        attempt += 1
+        km = KernelManager(kernel_name=KERNEL_NAME)
+        stderr_path = tmp_path / "kernel-stderr.log"
+        with open(stderr_path, "wb") as stderr:
+            km.start_kernel(env=kernel_env(tmp_path, **env_extra), stderr=stderr, cwd=str(tmp_path))
+        kc = km.client()
+        kc.start_channels()
+        kernel = Kernel(km, kc, stderr_path)
+        try:
+            kc.wait_for_ready(timeout=STARTUP_TIMEOUT)
+            return kernel
+        except Exception:
+            stop_kernel(kernel)
+            tail = kernel.stderr_tail()
+            if PORT_TAKEN not in tail or attempt == START_ATTEMPTS:
+                raise RuntimeError(f"kernel did not become ready (start {attempt})" + tail) from None
+            sys.stderr.write(f"kernel start {attempt}: another process took one of its ports; starting it again\n")
 
 
 def stop_kernel(kernel: Kernel) -> None:
@@ -395,6 +411,15 @@ def last_bundle(res: ExecResult) -> dict[str, Any]:
     return displays[-1]
 
 
+def assert_fails_with(kernel: Kernel, code: str, ename: str, words: list[str]) -> None:
+    """`code` fails with error `ename`, and its message and traceback name every one of `words`."""
+    res = kernel.execute(code)
+    assert res.status == "error" and res.content["ename"] == ename, res.describe()
+    text = res.content["evalue"] + "\n".join(res.content["traceback"])
+    for w in words:
+        assert w in text, text
+
+
 @pytest.fixture
 def no_ambient_aws(monkeypatch):
     """Kernels inherit the test's environment: drop any real AWS settings."""
@@ -419,3 +444,103 @@ def execute_with_answer(kernel: Kernel, code: str, answer, timeout: float = 30.0
             break
     assert prompt is not None, "the kernel never asked" + kernel.stderr_tail()
     return kernel.finish_execute(code, msg_id, timeout), prompt
+
+
+# --- findings, plans and the audit trail, as the magic tests read them -------------
+
+# The sandbox security group whose name carries attacker-chosen HTML (EC2.19).
+HOSTILE_GROUP = "sg-0c0ffee0ddba11000"
+
+
+def ec2_19_hostile(row) -> bool:
+    """EC2.19 on the security group whose name carries attacker-chosen HTML."""
+    return row["control_id"] == "EC2.19" and "<img" in row["resource"]
+
+
+def open_rows(kernel: Kernel, *flags: str) -> list[dict]:
+    """The rows `%findings --all FLAGS` shows."""
+    res = kernel.ok("%findings --all " + " ".join(flags))
+    for data in final_displays(res):
+        rows = (data.get(RUNBOOK_MIME) or {}).get("shown")
+        if rows is not None:
+            return rows
+    raise AssertionError(res.describe())
+
+
+def listing_number(kernel: Kernel, predicate) -> int:
+    """The listing number of the first finding of `%findings --all` matching `predicate`."""
+    res = kernel.ok("%findings --all")
+    for data in final_displays(res):
+        rows = (data.get(RUNBOOK_MIME) or {}).get("shown")
+        if rows:
+            for row in rows:
+                if predicate(row):
+                    return row["number"]
+    raise AssertionError("no such finding\n" + res.describe())
+
+
+def audit_records(path: Path) -> list[dict]:
+    """Every record of an audit log (none when it does not exist yet)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def audit_path(kernel: Kernel) -> Path:
+    """The audit log the kernel writes, as `%config` shows it."""
+    config = last_bundle(kernel.ok("%config audit_log"))[RUNBOOK_MIME]
+    return Path(config["settings"][0]["value"])
+
+
+# --- Claude on Bedrock, through the real SDK, against the local Bedrock server ------
+
+BEDROCK_MODEL = "global.anthropic.claude-sonnet-4-6"
+
+
+def bedrock_env(server: br.BedrockServer, **extra: str) -> dict[str, str]:
+    """A sandbox kernel whose model is Claude on `server` (no real AWS settings)."""
+    env = {
+        "RUNBOOK_BACKEND": "sandbox",
+        "RUNBOOK_MODEL": BEDROCK_MODEL,  # an explicit model makes the sandbox use Bedrock
+        "RUNBOOK_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_MAX_ATTEMPTS": "2",
+        **server.env(),
+    }
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def bedrock():
+    """A Bedrock server for one test (a test module may override the frame delay)."""
+    with br.BedrockServer(chunk_delay=0.01) as server:
+        yield server
+
+
+@pytest.fixture
+def bk(kernel_factory, bedrock):
+    """A sandbox kernel whose model is the `bedrock` fixture's server."""
+    return kernel_factory(**bedrock_env(bedrock))
+
+
+def revoke_input(group_id: str, rule_ids: list[str], **extra) -> dict:
+    """A propose_remediation tool input that revokes `rule_ids` of `group_id`."""
+    return {
+        "actions": [{"action": "revoke_ingress", "group_id": group_id, "rule_ids": rule_ids}],
+        "rationale": "SSH must not be open to the internet.",
+        **extra,
+    }
+
+
+def hostile_rule_ids(kernel: Kernel, n) -> list[str]:
+    """The rule ids the catalog would revoke (the catalog is the reference)."""
+    kernel.ok("%config model=catalog")
+    plan = last_bundle(kernel.ok(f"%remediate {n}"))[RUNBOOK_MIME]["plan"]
+    kernel.ok("%config model=")  # back to the model from the environment
+    return [r["rule_id"] for r in plan["actions"][0]["rules"]]

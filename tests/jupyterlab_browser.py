@@ -25,7 +25,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -77,12 +76,6 @@ class BrowserTestError(AssertionError):
     """A step of the browser flow did not happen; the message says which."""
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def copy_notebooks(dest: Path) -> Path:
     """notebooks/ (policies and all) copied to `dest`, every output cleared so
     that whatever the page shows was produced by this run."""
@@ -102,14 +95,17 @@ class JupyterLab:
 
     def __init__(self, workdir: Path, **env_extra: str):
         self.workdir = workdir
-        self.port = free_port()
+        self.port = 0  # known once the server has bound it (see _wait_ready)
         self.token = secrets.token_hex(24)
-        self.base_url = f"http://127.0.0.1:{self.port}"
         self.notebook_dir = copy_notebooks(workdir / "notebooks")
         self.log_path = workdir / "jupyterlab.log"
         self.audit_log = workdir / "audit.jsonl"
         self.env_extra = env_extra
         self.proc: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -140,7 +136,9 @@ class JupyterLab:
             sys.executable, "-m", "jupyterlab",
             "--no-browser",
             "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={self.port}",
+            # Port 0: the OS picks a port no other process holds (parallel test
+            # workers each run their own JupyterLab); the log names it.
+            "--ServerApp.port=0",
             "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={self.token}",
             f"--notebook-dir={self.notebook_dir}",
@@ -169,6 +167,11 @@ class JupyterLab:
                 raise BrowserTestError(
                     f"JupyterLab exited with {self.proc.returncode} while starting" + self.log_tail()
                 )
+            if not self.port:
+                self.port = self._bound_port()
+                if not self.port:
+                    time.sleep(0.2)
+                    continue
             try:
                 status = self.api("/api/status")
                 # The lab page itself must be served too (its assets are built).
@@ -183,6 +186,15 @@ class JupyterLab:
             f"JupyterLab did not answer on {self.base_url} within {SERVER_START_TIMEOUT:.0f}s "
             f"(last error {last})" + self.log_tail()
         )
+
+    def _bound_port(self) -> int:
+        """The port of the lab URL the server logs once it listens, or 0 before that."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return 0
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/lab\?token=", text)
+        return int(found.group(1)) if found else 0
 
     def stop(self) -> None:
         """Shut the server down (it shuts its kernels down); kill what is left."""

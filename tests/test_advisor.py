@@ -3,36 +3,27 @@ through the real AWS SDK for Rust against the local Bedrock server."""
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
 
-from conftest import RUNBOOK_MIME, final_displays, last_bundle
+from conftest import (
+    BEDROCK_MODEL as MODEL,
+    HOSTILE_GROUP,
+    RUNBOOK_MIME,
+    assert_fails_with,
+    ec2_19_hostile,
+    final_displays,
+    hostile_rule_ids,
+    last_bundle,
+    listing_number,
+    revoke_input,
+)
 from servers import bedrock as br
 
 pytestmark = pytest.mark.usefixtures("no_ambient_aws")
 
-MODEL = "global.anthropic.claude-sonnet-4-6"
-HOSTILE_GROUP = "sg-0c0ffee0ddba11000"
 OTHER_GROUP = "sg-0a1b2c3d4e5f60701"
-
-
-def listing_number(kernel, predicate) -> int:
-    """The listing number of the first finding of `%findings --all` matching `predicate`."""
-    res = kernel.ok("%findings --all")
-    for data in final_displays(res):
-        rows = (data.get(RUNBOOK_MIME) or {}).get("shown")
-        if rows:
-            for row in rows:
-                if predicate(row):
-                    return row["number"]
-    raise AssertionError("no such finding\n" + res.describe())
-
-
-def ec2_19_hostile(row) -> bool:
-    """EC2.19 on the security group whose name carries attacker-chosen HTML."""
-    return row["control_id"] == "EC2.19" and "<img" in row["resource"]
 
 
 # --- the built-in catalog on the sandbox -----------------------------------------
@@ -94,43 +85,10 @@ def test_uncovered_control_gets_advice_without_a_plan_id(kernel):
     ],
 )
 def test_bad_input(kernel, code, ename, words):
-    res = kernel.execute(code)
-    assert res.status == "error" and res.content["ename"] == ename, res.describe()
-    text = res.content["evalue"] + "\n".join(res.content["traceback"])
-    for w in words:
-        assert w in text, text
+    assert_fails_with(kernel, code, ename, words)
 
 
 # --- Claude on Bedrock, through the real SDK -------------------------------------
-
-
-def bedrock_env(server: br.BedrockServer, **extra: str) -> dict[str, str]:
-    env = {
-        "RUNBOOK_BACKEND": "sandbox",
-        "RUNBOOK_MODEL": MODEL,  # an explicit model makes the sandbox use Bedrock
-        "RUNBOOK_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_MAX_ATTEMPTS": "2",
-        **server.env(),
-    }
-    env.update(extra)
-    return env
-
-
-@pytest.fixture
-def bedrock():
-    with br.BedrockServer(chunk_delay=0.01) as server:
-        yield server
-
-
-@pytest.fixture
-def bk(kernel_factory, bedrock):
-    return kernel_factory(**bedrock_env(bedrock))
 
 
 def test_summarize_streams_and_sends_the_finding_as_data(bk, bedrock):
@@ -196,22 +154,6 @@ def test_model_errors_are_clear(bk, bedrock, error, ename, words):
     assert res.status == "error" and res.content["ename"] == ename, res.describe()
     for w in words:
         assert w in res.content["evalue"], res.content["evalue"]
-
-
-def revoke_input(group_id: str, rule_ids: list[str], **extra) -> dict:
-    return {
-        "actions": [{"action": "revoke_ingress", "group_id": group_id, "rule_ids": rule_ids}],
-        "rationale": "SSH must not be open to the internet.",
-        **extra,
-    }
-
-
-def hostile_rule_ids(kernel, n) -> list[str]:
-    """The rule ids the catalog would revoke (the catalog is the reference)."""
-    kernel.ok("%config model=catalog")
-    plan = last_bundle(kernel.ok(f"%remediate {n}"))[RUNBOOK_MIME]["plan"]
-    kernel.ok("%config model=")  # back to the model from the environment
-    return [r["rule_id"] for r in plan["actions"][0]["rules"]]
 
 
 def test_remediate_with_a_model_uses_a_forced_catalog_tool(bk, bedrock):

@@ -5,53 +5,35 @@ the AWS path (moto for EC2/STS, the local Security Hub server for the finding)."
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from conftest import RUNBOOK_MIME, execute_with_answer, final_displays, last_bundle
+from conftest import (
+    RUNBOOK_MIME,
+    assert_fails_with,
+    audit_path,
+    audit_records,
+    ec2_19_hostile,
+    execute_with_answer,
+    last_bundle,
+    open_rows,
+)
 from servers.securityhub import SecurityHubServer
 
 pytestmark = pytest.mark.usefixtures("no_ambient_aws")
-
-HOSTILE_GROUP = "sg-0c0ffee0ddba11000"
-
-
-def open_rows(kernel, *flags: str) -> list[dict]:
-    res = kernel.ok("%findings --all " + " ".join(flags))
-    for data in final_displays(res):
-        rows = (data.get(RUNBOOK_MIME) or {}).get("shown")
-        if rows is not None:
-            return rows
-    raise AssertionError(res.describe())
 
 
 def number_of(rows, predicate) -> int:
     return next(r["number"] for r in rows if predicate(r))
 
 
-def hostile(row) -> bool:
-    return row["control_id"] == "EC2.19" and "<img" in row["resource"]
-
-
-def make_plan(kernel, predicate=hostile) -> tuple[str, str]:
+def make_plan(kernel, predicate=ec2_19_hostile) -> tuple[str, str]:
     """Lists, remediates the matching finding; returns (plan id, finding id)."""
     rows = open_rows(kernel)
     n = number_of(rows, predicate)
     finding_id = next(r["id"] for r in rows if r["number"] == n)
     plan = last_bundle(kernel.ok(f"%remediate {n}"))[RUNBOOK_MIME]["plan"]
     return plan["id"], finding_id
-
-
-def audit_records(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def audit_path(kernel) -> Path:
-    config = last_bundle(kernel.ok("%config audit_log"))[RUNBOOK_MIME]
-    return Path(config["settings"][0]["value"])
 
 
 def still_open(kernel, finding_id) -> bool:
@@ -164,11 +146,7 @@ def test_drift_stops_before_any_change(kernel):
     ],
 )
 def test_bad_input(kernel, code, ename, words):
-    res = kernel.execute(code)
-    assert res.status == "error" and res.content["ename"] == ename, res.describe()
-    text = res.content["evalue"] + "\n".join(res.content["traceback"])
-    for w in words:
-        assert w in text, text
+    assert_fails_with(kernel, code, ename, words)
 
 
 def test_unwritable_audit_log_stops_before_any_change(kernel, tmp_path):

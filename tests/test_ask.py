@@ -8,10 +8,21 @@ import re
 
 import pytest
 
-from conftest import RUNBOOK_MIME, execute_with_answer, final_displays, last_bundle
+from conftest import (
+    HOSTILE_GROUP,
+    RUNBOOK_MIME,
+    audit_path,
+    audit_records,
+    ec2_19_hostile,
+    execute_with_answer,
+    final_displays,
+    hostile_rule_ids,
+    last_bundle,
+    listing_number,
+    open_rows,
+    revoke_input,
+)
 from servers import bedrock as br
-from test_advisor import HOSTILE_GROUP, bedrock_env, ec2_19_hostile, hostile_rule_ids, listing_number, revoke_input
-from test_approve import audit_path, audit_records, open_rows
 
 pytestmark = pytest.mark.usefixtures("no_ambient_aws")
 
@@ -20,13 +31,9 @@ TOOLS = ["get_findings_by_severity", "get_finding_details", "propose_remediation
 
 @pytest.fixture
 def bedrock():
+    """Faster frames than conftest's: these conversations stream many replies."""
     with br.BedrockServer(chunk_delay=0.005) as server:
         yield server
-
-
-@pytest.fixture
-def bk(kernel_factory, bedrock):
-    return kernel_factory(**bedrock_env(bedrock))
 
 
 def streams(server: br.BedrockServer) -> list[br.RecordedRequest]:

@@ -4,12 +4,19 @@ SDK for Rust, against moto (EC2, GuardDuty, IAM, KMS, S3 Control, STS).
 The test seeds moto with boto3, runs the Rust integration test
 runbook-lib/tests/aws_moto.rs (which drives `AwsCloud` through every operation
 and asserts the typed results), then checks with boto3 that moto's state really
-changed.  The cargo build is shared with the rest of the suite through
-CARGO_TARGET_DIR (the Makefile's default when unset).
+changed.
+
+The test binary is the one `cargo test --locked --workspace` (the Makefile's
+rust-checks) already built; without RUNBOOK_MOTO_URL it skips itself there.  It
+is located with the same cargo flags plus --no-run, so cargo finds everything
+fresh and compiles nothing: selecting only `--test aws_moto` would change
+feature unification and build the AWS SDK crates a second time.  The build is
+shared through CARGO_TARGET_DIR (the Makefile's default when unset).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -22,13 +29,16 @@ import pytest
 boto3 = pytest.importorskip("boto3")
 
 from aws_seed import moto_client  # noqa: E402
-from tests.servers.moto import MOTO_ACCOUNT, MotoServer  # noqa: E402
+from servers.moto import MOTO_ACCOUNT, MotoServer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TARGET_DIR = Path.home() / ".cache" / "security-runbook" / "target"
-# A first build of the test binary may compile the AWS SDK crates (minutes on a
-# cold cache); after `make python-tests`' kernel build it only links the test.
+# The cargo invocation of the Makefile's rust-checks: the binary it built is the one run here.
+CARGO_TEST = ("test", "--locked", "--workspace")
+# Run alone (no earlier `make rust-checks`), the lookup builds what rust-checks
+# would have built: minutes on a cold cache.
 CARGO_TIMEOUT = 1800
+RUST_TEST_TIMEOUT = 300
 
 
 @pytest.fixture(scope="module")
@@ -85,32 +95,48 @@ def open_rules(ec2: Any, group: str) -> dict[str, str]:
     }
 
 
-def run_rust_test(env: dict[str, str]) -> str:
+def aws_moto_binary() -> str:
+    """The aws_moto test executable of `cargo test --locked --workspace`."""
     cargo = shutil.which("cargo")
     if cargo is None:
         pytest.skip("cargo is not installed")
-    # --workspace: the feature set `make test` already built, so nothing is rebuilt.
-    command = [
-        cargo, "test", "--locked", "--workspace", "--test", "aws_moto",
-        "--", "--nocapture", "--test-threads=1",
-    ]  # fmt: skip
-    full_env = {
-        **os.environ,
-        "CARGO_TARGET_DIR": os.environ.get("CARGO_TARGET_DIR", str(DEFAULT_TARGET_DIR)),
-        **env,
-    }
+    env = {**os.environ, "CARGO_TARGET_DIR": os.environ.get("CARGO_TARGET_DIR", str(DEFAULT_TARGET_DIR))}
     done = subprocess.run(
-        command, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=CARGO_TIMEOUT
-    )
+        [cargo, *CARGO_TEST, "--no-run", "--message-format=json"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=CARGO_TIMEOUT,
+    )  # fmt: skip
+    assert done.returncode == 0, f"cargo test --no-run failed ({done.returncode}):\n{done.stderr[-8000:]}"
+    for line in done.stdout.splitlines():
+        if not line.startswith("{"):
+            continue
+        message = json.loads(line)
+        target = message.get("target") or {}
+        if (
+            message.get("reason") == "compiler-artifact"
+            and target.get("name") == "aws_moto"
+            and target.get("kind") == ["test"]
+            and message.get("executable")
+        ):
+            return message["executable"]
+    raise AssertionError("cargo built no aws_moto test executable:\n" + done.stderr[-4000:])
+
+
+def run_rust_test(env: dict[str, str]) -> str:
+    binary = aws_moto_binary()
+    done = subprocess.run(
+        [binary, "--nocapture", "--test-threads=1"],
+        cwd=ROOT / "runbook-lib",  # where cargo runs an integration test
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=RUST_TEST_TIMEOUT,
+    )  # fmt: skip
     output = done.stdout + done.stderr
-    assert done.returncode == 0, f"cargo test failed ({done.returncode}):\n{output[-8000:]}"
+    assert done.returncode == 0, f"{binary} failed ({done.returncode}):\n{output[-8000:]}"
     assert "skipped: RUNBOOK_MOTO_URL not set" not in output
     assert "test result: ok. 1 passed" in output, output[-4000:]
     return done.stdout
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(CARGO_TIMEOUT + 60)
+@pytest.mark.timeout(CARGO_TIMEOUT + RUST_TEST_TIMEOUT + 60)
 def test_aws_resource_operations_change_moto(moto: MotoServer) -> None:
     ids = seed(moto)
     ec2 = client(moto, "ec2")

@@ -8,15 +8,10 @@ module docstring of servers/bedrock.py.)
 
 from __future__ import annotations
 
-import http.client
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import boto3
 import pytest
@@ -27,13 +22,14 @@ from botocore.exceptions import ClientError, EventStreamError
 try:  # tests/ is on sys.path when pytest imports this file (no tests/__init__.py)
     from servers import bedrock as bd
     from servers.bedrock import BedrockServer, error, max_tokens, message, stream_exception, text, tool_block, tool_use
+    from servers.http import standalone, unsigned_request
 except ImportError:  # run from the repository root as a package
     from tests.servers import bedrock as bd  # type: ignore[no-redef]
+    from tests.servers.http import standalone, unsigned_request  # type: ignore[no-redef]
     from tests.servers.bedrock import (  # type: ignore[no-redef]
         BedrockServer, error, max_tokens, message, stream_exception, text, tool_block, tool_use,
     )
 
-ROOT = Path(__file__).resolve().parent.parent
 MODEL = "global.anthropic.claude-sonnet-4-6"
 PROFILE_ARN = f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/{MODEL}"
 KB = "KB12345678"
@@ -88,15 +84,7 @@ def names(evs: list[dict]) -> list[str]:
     return [next(iter(e)) for e in evs]
 
 
-def raw(server: BedrockServer, method: str, path: str, body: object | bytes | None = None):
-    """An unsigned HTTP request; returns (status, lower-case headers, body bytes)."""
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    data = body if isinstance(body, bytes) else (b"" if body is None else json.dumps(body).encode())
-    conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
-    resp = conn.getresponse()
-    payload = resp.read()
-    conn.close()
-    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, payload
+raw = unsigned_request  # (status, lower-case headers, body bytes)
 
 
 # ------------------------------------------------------------------ lifecycle, recording
@@ -491,18 +479,9 @@ def test_retrieve_errors(server, agent):
 
 
 def test_runs_standalone_and_prints_its_url():
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.servers.bedrock", "--port", "0", "--echo", "--chunk-delay", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    try:
-        url = proc.stdout.readline().strip()
+    with standalone("tests.servers.bedrock", "--port", "0", "--echo", "--chunk-delay", "0") as url:
         assert url.startswith("http://127.0.0.1:")
         c = SESSION.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
                            aws_access_key_id="testing", aws_secret_access_key="testing")
         evs = events(c.converse_stream(modelId=MODEL, messages=[user("ping pong")]))
         assert streamed_text(evs) == "You said: ping pong"
-    finally:
-        proc.terminate()
-        assert proc.wait(timeout=10) == 0

@@ -41,7 +41,10 @@ from jupyterlab_browser import (
     NotebookPage,
 )
 
-pytestmark = pytest.mark.browser
+# One worker runs both browser tests, one after the other, under `pytest -n`:
+# each drives a JupyterLab server and a Chromium, the heaviest things the suite
+# starts, and two at once on a small machine push page waits past their timeouts.
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 # Issue 8: the human-in-the-loop runbook (GuardDuty.1) is the one run in the browser.
 NOTEBOOK = "03-human-in-the-loop.ipynb"

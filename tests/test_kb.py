@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import final_displays, last_bundle
+from conftest import bedrock_env, final_displays, last_bundle
 from servers import bedrock as br
-from test_advisor import bedrock_env
 
 RUNBOOK = "application/vnd.runbook+json"
 REPO_POLICIES = Path(__file__).parent.parent / "notebooks" / "policies"

@@ -25,13 +25,12 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from aws_seed import SeededAccount, aws_kernel_env, ingress_rules, moto_client, seed_account
-from conftest import find_kernelspec, kernel_env
+from conftest import audit_records, find_kernelspec, kernel_env
 from servers import bedrock as br
 from servers.moto import MotoServer
 from servers.securityhub import SecurityHubServer
-from test_notebooks import (
+from notebook_runs import (
     NOTEBOOKS,
-    audit_events,
     cells_of,
     check_approvals,
     check_clean_run,
@@ -259,7 +258,7 @@ def check_03(world: World, nb: Any) -> None:
     resolved_by(world, "GuardDuty.1", plan["id"])
     assert [r["total"] for r in listings(nb)] == [1, 0]
     # The audit trail names the caller from STS and every step, and %audit shows it.
-    events = [e for e in audit_events(world.audit_log) if e.get("plan_id") == plan["id"]]
+    events = [e for e in audit_records(world.audit_log) if e.get("plan_id") == plan["id"]]
     kinds = [e["event"] for e in events]
     for kind in ("plan_proposed", "approved", "action_started", "action_finished", "finding_updated", "run_finished"):
         assert kind in kinds, kinds
@@ -349,6 +348,6 @@ def test_notebook_runs_on_the_aws_path(path, tmp_path, moto):
         for plan_id in check_approvals(nb):
             notes = [f.get("Note", {}).get("Text", "") for f in hub.findings if f["Workflow"]["Status"] == "RESOLVED"]
             assert any(plan_id in n for n in notes), (plan_id, notes)
-            assert {"approved", "run_finished"} <= {e["event"] for e in audit_events(world.audit_log) if e.get("plan_id") == plan_id}
+            assert {"approved", "run_finished"} <= {e["event"] for e in audit_records(world.audit_log) if e.get("plan_id") == plan_id}
         if spec.check:
             spec.check(world, nb)

@@ -6,13 +6,8 @@ the AWS SDK for Rust (generated from the same model) can be pointed at it too.
 
 from __future__ import annotations
 
-import http.client
 import json
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import boto3
 import pytest
@@ -24,12 +19,13 @@ try:  # tests/ is on sys.path when pytest imports this file (no tests/__init__.p
     from servers.securityhub import (
         SecurityHubServer, access_denied, internal_error, make_finding, make_findings, not_subscribed,
     )
+    from servers.http import standalone, unsigned_request
 except ImportError:  # run from the repository root as a package
     from tests.servers.securityhub import (  # type: ignore[no-redef]
         SecurityHubServer, access_denied, internal_error, make_finding, make_findings, not_subscribed,
     )
+    from tests.servers.http import standalone, unsigned_request  # type: ignore[no-redef]
 
-ROOT = Path(__file__).resolve().parent.parent
 N = 250
 SESSION = boto3.session.Session()  # clients from one session share the loaded service model
 
@@ -61,14 +57,9 @@ def sh(hub):
 
 
 def raw(server: SecurityHubServer, method: str, path: str, body: object | bytes | None = None):
-    """An unsigned HTTP request, for what boto3 would refuse to send."""
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    data = body if isinstance(body, bytes) else (b"" if body is None else json.dumps(body).encode())
-    conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
-    resp = conn.getresponse()
-    payload = resp.read()
-    conn.close()
-    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, json.loads(payload) if payload else None
+    """An unsigned HTTP request, for what boto3 would refuse to send; the body JSON-decoded."""
+    status, headers, payload = unsigned_request(server, method, path, body)
+    return status, headers, json.loads(payload) if payload else None
 
 
 def fetch_all(client, **kwargs) -> list[dict]:
@@ -511,17 +502,8 @@ def test_fail_next_times_and_retries(hub):
 
 
 def test_runs_standalone_and_prints_its_url():
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.servers.securityhub", "--port", "0", "--findings", "7", "--no-throttle"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    try:
-        url = proc.stdout.readline().strip()
+    with standalone("tests.servers.securityhub", "--port", "0", "--findings", "7", "--no-throttle") as url:
         assert url.startswith("http://127.0.0.1:")
         client = SESSION.client("securityhub", endpoint_url=url, region_name="us-east-1",
                                 aws_access_key_id="testing", aws_secret_access_key="testing")
         assert len(fetch_all(client)) == 7
-    finally:
-        proc.terminate()
-        assert proc.wait(timeout=10) == 0

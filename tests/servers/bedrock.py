@@ -65,6 +65,9 @@ Standalone:  python -m tests.servers.bedrock --port 0 --echo
 prints the URL as its first line and serves until killed (--echo answers every
 call with the last user text; --kb ID=FILE.json loads passages).
 
+The HTTP plumbing (threaded server, request recording, injected errors,
+start/stop) is the shared `servers.http.LocalServer`.
+
 Standard library only; binds 127.0.0.1 only.
 """
 
@@ -75,8 +78,6 @@ import copy
 import json
 import random
 import re
-import signal
-import socket
 import string
 import struct
 import sys
@@ -85,11 +86,12 @@ import time
 import traceback
 import uuid
 import zlib
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable, Iterator, Union
 from urllib.parse import unquote, urlsplit
+
+from .http import Handler, LocalServer, RecordedRequest as _RecordedRequest, ServiceError, parse_json, serve_until_signalled
 
 __all__ = [
     "BedrockServer",
@@ -122,8 +124,6 @@ __all__ = [
     "DEFAULT_MODEL_ID",
 ]
 
-HOST = "127.0.0.1"
-
 CONVERSE = "Converse"
 CONVERSE_STREAM = "ConverseStream"
 RETRIEVE = "Retrieve"
@@ -153,20 +153,6 @@ MAX_NUMBER_OF_RESULTS = 100  # model: KnowledgeBaseVectorSearchConfigurationNumb
 
 
 # --------------------------------------------------------------------------- errors
-
-
-class ServiceError(Exception):
-    """An error answer: HTTP status + restJson1 error type + message."""
-
-    def __init__(self, status: int, error_type: str, message: str, extra: dict | None = None):
-        super().__init__(f"{status} {error_type}: {message}")
-        self.status = status
-        self.error_type = error_type
-        self.message = message
-        self.extra = dict(extra or {})  # more members of the error structure
-
-    def as_tuple(self) -> tuple[int, str, str]:
-        return (self.status, self.error_type, self.message)
 
 
 def access_denied(message: str = "You don't have access to the model with the specified model ID.") -> tuple[int, str, str]:
@@ -402,24 +388,15 @@ class Script:
 
 
 @dataclass
-class RecordedRequest:
-    """One request as the server received it (headers have lower-case names)."""
+class RecordedRequest(_RecordedRequest):
+    """One Bedrock request as the server received it, and how it was answered."""
 
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any  # parsed JSON, None when the body was empty or not JSON
-    raw: bytes
-    operation: str | None
     model_id: str | None = None  # decoded from the path (Converse / ConverseStream)
     knowledge_base_id: str | None = None  # decoded from the path (Retrieve)
-    status: int = 0  # the HTTP status answered
-    error_type: str | None = None  # x-amzn-ErrorType answered, if any
     reply: Reply | None = None  # the scripted reply used
     events_sent: list[str] = field(default_factory=list)  # stream: :event-type / :exception-type sent, in order
     stream_complete: bool = False  # stream: every frame was written
     client_disconnected: bool = False  # stream: the client went away before the end
-    time: float = field(default_factory=time.time)
     # stream, for latency benchmarks (perf_counter() readings compare only within this
     # process): (event name as in events_sent, time.perf_counter() just after that
     # frame was written and flushed to the socket), in order ...
@@ -624,7 +601,7 @@ def _validate_converse(body: dict) -> None:
 # --------------------------------------------------------------------------- the server
 
 
-class BedrockServer:
+class BedrockServer(LocalServer):
     """Scripted Bedrock runtime + agent runtime (Retrieve) on 127.0.0.1.
 
     BedrockServer(*, port=0, chunk_delay=0.02, latency=0.0, padding=True, strict=True)
@@ -640,6 +617,10 @@ class BedrockServer:
     responder (callable body -> reply, or None), chunk_delay, latency.
     """
 
+    name = "bedrock"
+    server_version = "BedrockTestServer/1.0"
+    OPERATIONS = OPERATIONS
+
     def __init__(
         self,
         *,
@@ -649,31 +630,16 @@ class BedrockServer:
         padding: bool = True,
         strict: bool = True,
     ):
-        self._lock = threading.RLock()
-        self.port = port
+        super().__init__(port=port, latency=latency)
         self.chunk_delay = chunk_delay
-        self.latency = latency
         self.padding = padding
         self.strict = strict
         self.responder: Callable[[dict], Any] | None = None
-        self.requests: list[RecordedRequest] = []
-        self.counts: Counter[str] = Counter()
         self._scripts: dict[str | None, Script] = {None: Script(None, self._lock)}
-        self._faults: dict[str, deque] = {op: deque() for op in OPERATIONS}
         self._model_errors: dict[str, tuple[int, str, str]] = {}
         self._kbs: dict[str, list[dict]] = {}
-        self._stopping = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._connections: set = set()
 
     # ---- lifecycle
-
-    @property
-    def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("server not started")
-        return f"http://{HOST}:{self.port}"
 
     def env(self) -> dict[str, str]:
         """Environment variables that point the AWS SDKs at this server."""
@@ -681,45 +647,6 @@ class BedrockServer:
             "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": self.url,
             "AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME": self.url,
         }
-
-    def start(self) -> "BedrockServer":
-        if self._httpd is not None:
-            return self
-        self._stopping.clear()
-        httpd = ThreadingHTTPServer((HOST, self.port), _Handler)
-        httpd.daemon_threads = True
-        httpd.bedrock = self  # type: ignore[attr-defined]
-        self._httpd = httpd
-        self.port = httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.02},
-            name=f"bedrock-server-{self.port}", daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # ends streams that are waiting between frames
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-        with self._lock:
-            conns, self._connections = list(self._connections), set()
-        for sock in conns:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> "BedrockServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # ---- scripting
 
@@ -744,15 +671,6 @@ class BedrockServer:
         with self._lock:
             for s in self._scripts.values():
                 s.clear()
-
-    def fail_next(self, operation: str, status: int, error_type: str, message: str, *, times: int = 1) -> None:
-        """Answer the next `times` calls of `operation` with this HTTP error, before any
-        scripted reply is consumed (e.g. fail_next("ConverseStream", *throttling()))."""
-        if operation not in OPERATIONS:
-            raise ValueError(f"unknown operation {operation!r}; expected one of {sorted(OPERATIONS)}")
-        with self._lock:
-            for _ in range(times):
-                self._faults[operation].append((status, error_type, message))
 
     def deny_model(self, model_id: str, status_type_message: tuple[int, str, str] | None = None) -> None:
         """Every call for this model id fails (default: access_denied()) until allow_model."""
@@ -799,11 +717,6 @@ class BedrockServer:
         reqs = self.requests_for()
         return reqs[-1] if reqs else None
 
-    def clear_requests(self) -> None:
-        with self._lock:
-            self.requests.clear()
-            self.counts.clear()
-
     # ---- request handling (called from handler threads)
 
     def _route(self, method: str, raw_path: str) -> tuple[str | None, str | None, str | None]:
@@ -841,26 +754,15 @@ class BedrockServer:
     def prepare(self, method: str, raw_path: str, headers: dict[str, str], raw: bytes) -> tuple[RecordedRequest, Any]:
         """Record the request and decide the answer: (record, ServiceError | dict | Reply)."""
         operation, model_id, kb_id = self._route(method, raw_path)
-        body: Any = None
-        bad_json = False
-        if raw:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                bad_json = True
-        rec = RecordedRequest(method, raw_path, headers, body, raw, operation, model_id, kb_id)
-        with self._lock:
-            self.requests.append(rec)
-            if operation:
-                self.counts[operation] += 1
+        body, bad_json = parse_json(raw)
+        rec = RecordedRequest(method, raw_path, headers, body, raw, operation, model_id=model_id, knowledge_base_id=kb_id)
+        self.record(rec)
         try:
             if operation is None:
                 raise ServiceError(404, "UnknownOperationException", f"No Bedrock operation at {method} {urlsplit(raw_path).path}")
             with self._lock:
-                fault = self._faults[operation].popleft() if self._faults[operation] else None
                 model_error = self._model_errors.get(model_id) if model_id else None
-            if fault is not None:
-                raise ServiceError(*fault)
+            self.take_fault(operation)
             if bad_json:
                 raise ServiceError(*validation("The request body is not valid JSON"))
             if body is None:
@@ -1002,94 +904,39 @@ class BedrockServer:
         latency_ms = int((time.monotonic() - started) * 1000) + int(self.latency * 1000) + 1
         yield "metadata", self._frame("metadata", {"usage": self._usage(body, reply), "metrics": {"latencyMs": latency_ms}})
 
-    def _wait(self, seconds: float) -> bool:
-        """Sleep, but return False at once when the server is stopping."""
-        return not self._stopping.wait(seconds) if seconds > 0 else not self._stopping.is_set()
+    # ---- HTTP
 
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, chunked streams
-    server_version = "BedrockTestServer/1.0"
-    timeout = 120
-    disable_nagle_algorithm = True  # every frame goes out at once
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base-class signature
-        pass
-
-    def setup(self) -> None:
-        super().setup()
-        srv: BedrockServer = self.server.bedrock  # type: ignore[attr-defined]
-        with srv._lock:
-            srv._connections.add(self.connection)
-
-    def finish(self) -> None:
-        srv: BedrockServer = self.server.bedrock  # type: ignore[attr-defined]
-        with srv._lock:
-            srv._connections.discard(self.connection)
-        try:
-            super().finish()
-        except OSError:
-            pass
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _send_json(self, status: int, payload: dict, extra: dict[str, str]) -> None:
-        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-        for k, v in extra.items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _dispatch(self) -> None:
-        raw = self._read_body()
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        srv: BedrockServer = self.server.bedrock  # type: ignore[attr-defined]
-        rec, answer = srv.prepare(self.command, self.path, headers, raw)
-        if srv.latency and not srv._wait(srv.latency):
-            self.close_connection = True
+    def serve(self, handler: Handler, method: str, raw_path: str, headers: dict[str, str], raw: bytes) -> None:
+        rec, answer = self.prepare(method, raw_path, headers, raw)
+        if self.latency and not self.wait(self.latency):
+            handler.close_connection = True
             return
         try:
             if isinstance(answer, ServiceError):
                 rec.status, rec.error_type = answer.status, answer.error_type
-                self._send_json(answer.status, {"message": answer.message, **answer.extra},
-                                {"x-amzn-ErrorType": answer.error_type})
+                handler.send_json(answer.status, {"message": answer.message, **answer.extra},
+                                  {"x-amzn-ErrorType": answer.error_type})
             elif isinstance(answer, Reply):
                 rec.status = 200
-                self._stream(srv, rec, answer)
+                self._stream(handler, rec, answer)
             else:
                 rec.status = 200
-                self._send_json(200, answer, {})
+                handler.send_json(200, answer, {})
         except (BrokenPipeError, ConnectionResetError):
             rec.client_disconnected = True
-            self.close_connection = True
+            handler.close_connection = True
 
-    def _stream(self, srv: BedrockServer, rec: RecordedRequest, reply: Reply) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", EVENTSTREAM_CONTENT_TYPE)
-        self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-        self.end_headers()
-        delay = srv.chunk_delay if reply.delay is None else reply.delay
+    def _stream(self, handler: Handler, rec: RecordedRequest, reply: Reply) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", EVENTSTREAM_CONTENT_TYPE)
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        handler.end_headers()
+        delay = self.chunk_delay if reply.delay is None else reply.delay
         first = True
-        for name, frame in srv.stream_frames(rec.body or {}, reply):
-            if not first and not srv._wait(delay):
-                self.close_connection = True  # server stopping: cut the stream
+        for name, frame in self.stream_frames(rec.body or {}, reply):
+            if not first and not self.wait(delay):
+                handler.close_connection = True  # server stopping: cut the stream
                 return
             first = False
             data = b"%X\r\n%s\r\n" % (len(frame), frame)
@@ -1097,14 +944,12 @@ class _Handler(BaseHTTPRequestHandler):
             # it, before this thread runs again.
             rec.events_sent.append(name)
             rec.event_write_started.append(time.perf_counter())
-            self.wfile.write(data)
-            self.wfile.flush()  # a no-op while wfile is unbuffered (wbufsize 0); explicit for the timestamp
+            handler.wfile.write(data)
+            handler.wfile.flush()  # a no-op while wfile is unbuffered (wbufsize 0); explicit for the timestamp
             rec.event_times.append((name, time.perf_counter()))
         # Set before the last write, for the same reason as events_sent above.
         rec.stream_complete = True
-        self.wfile.write(b"0\r\n\r\n")
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
+        handler.wfile.write(b"0\r\n\r\n")
 
 
 # --------------------------------------------------------------------------- Retrieve
@@ -1140,15 +985,7 @@ def main(argv: list[str] | None = None) -> int:
         kb_id, _, path = spec.partition("=")
         with open(path, encoding="utf-8") as fh:
             server.add_knowledge_base(kb_id, json.load(fh))
-    server.start()
-    print(server.url, flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        pass
-    server.stop()
-    return 0
+    return serve_until_signalled(server)
 
 
 if __name__ == "__main__":

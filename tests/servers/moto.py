@@ -18,8 +18,8 @@ moto's default account is 123456789012; any access key works.
 from __future__ import annotations
 
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,9 +29,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from .http import HOST
+
 __all__ = ["MotoServer", "MOTO_ACCOUNT", "MOTO_REGION", "DUMMY_CREDENTIALS"]
 
-HOST = "127.0.0.1"
 MOTO_ACCOUNT = "123456789012"
 MOTO_REGION = "us-east-1"
 DUMMY_CREDENTIALS = {
@@ -40,15 +41,10 @@ DUMMY_CREDENTIALS = {
     "AWS_SESSION_TOKEN": "testing",
 }
 STARTUP_TIMEOUT = 30.0
+RUNNING_ON = re.compile(r"Running on http://" + re.escape(HOST) + r":(\d+)")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def _moto_command(port: int) -> list[str]:
+def _moto_command() -> list[str]:
     """`moto_server` from the running Python's environment, else the module."""
     script = Path(sys.executable).with_name("moto_server")
     if script.exists():
@@ -57,7 +53,7 @@ def _moto_command(port: int) -> list[str]:
         exe = [str(shutil.which("moto_server"))]
     else:
         exe = [sys.executable, "-m", "moto.server"]
-    return [*exe, "-H", HOST, "-p", str(port)]
+    return [*exe, "-H", HOST, "-p", "0"]
 
 
 class MotoServer:
@@ -74,37 +70,49 @@ class MotoServer:
         return f"http://{HOST}:{self.port}"
 
     def start(self) -> "MotoServer":
-        last_error = ""
-        for _ in range(3):  # another process may take the free port first
-            self.port = _free_port()
-            self._log = tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False)
-            env = {**os.environ, **DUMMY_CREDENTIALS, "AWS_DEFAULT_REGION": self.region}
-            self.process = subprocess.Popen(
-                _moto_command(self.port),
-                stdout=self._log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-            )
-            if self._wait_ready():
-                return self
-            last_error = self.log_tail()
+        # Port 0: the server binds a port no other process holds (parallel test
+        # workers each start their own), and its log names it.
+        self.port = 0
+        self._log = tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False)
+        env = {**os.environ, **DUMMY_CREDENTIALS, "AWS_DEFAULT_REGION": self.region}
+        self.process = subprocess.Popen(
+            _moto_command(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+        if not self._wait_ready():
+            log = self.log_tail()
             self.stop()
-        raise RuntimeError(f"moto_server did not start on {HOST}:\n{last_error}")
+            raise RuntimeError(f"moto_server did not start on {HOST}:\n{log}")
+        return self
 
     def _wait_ready(self) -> bool:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
                 return False
-            try:
-                with urllib.request.urlopen(f"{self.url}/moto-api/data.json", timeout=2) as reply:
-                    if reply.status == 200:
-                        return True
-            except (urllib.error.URLError, ConnectionError, OSError):
-                pass
+            if not self.port:
+                self.port = self._bound_port()
+            if self.port:
+                try:
+                    with urllib.request.urlopen(f"{self.url}/moto-api/data.json", timeout=2) as reply:
+                        if reply.status == 200:
+                            return True
+                except (urllib.error.URLError, ConnectionError, OSError):
+                    pass
             time.sleep(0.1)
         return False
+
+    def _bound_port(self) -> int:
+        """The port in the server's " * Running on http://127.0.0.1:PORT" line (werkzeug), or 0."""
+        try:
+            text = Path(self._log.name).read_text(errors="replace")
+        except OSError:
+            return 0
+        found = RUNNING_ON.search(text)
+        return int(found.group(1)) if found else 0
 
     def reset(self) -> None:
         """Forgets every resource (moto's POST /moto-api/reset)."""

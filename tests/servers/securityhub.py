@@ -26,6 +26,9 @@ Point a client at it with an endpoint URL, for example
 Standalone:  python -m tests.servers.securityhub --port 0 --findings 500
 prints the URL as its first line of output and serves until killed.
 
+The HTTP plumbing (threaded server, request recording, injected errors,
+start/stop) is the shared `servers.http.LocalServer`.
+
 Standard library only; binds 127.0.0.1 only.
 """
 
@@ -41,19 +44,16 @@ import hashlib
 import importlib.util
 import json
 import os
-import signal
-import socket
 import sys
 import threading
 import time
 import traceback
 import uuid
-from collections import Counter, deque
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
+
+from .http import Handler, LocalServer, RecordedRequest, ServiceError, parse_json, serve_until_signalled
 
 __all__ = [
     "SecurityHubServer",
@@ -68,8 +68,6 @@ __all__ = [
     "THROTTLE_ERROR_TYPE",
     "THROTTLE_MESSAGE",
 ]
-
-HOST = "127.0.0.1"
 
 GET_FINDINGS = "GetFindings"
 BATCH_IMPORT_FINDINGS = "BatchImportFindings"
@@ -126,16 +124,6 @@ REQUIRED_FINDING_FIELDS = (
 # --------------------------------------------------------------------------- errors
 
 
-class ServiceError(Exception):
-    """An error answer: HTTP status + restJson1 error type + message."""
-
-    def __init__(self, status: int, error_type: str, message: str):
-        super().__init__(f"{status} {error_type}: {message}")
-        self.status = status
-        self.error_type = error_type
-        self.message = message
-
-
 def _invalid(message: str) -> ServiceError:
     return ServiceError(400, "InvalidInputException", message)
 
@@ -165,24 +153,6 @@ def limit_exceeded(message: str = "Rate exceeded") -> tuple[int, str, str]:
 
 def internal_error(message: str = "Internal service error") -> tuple[int, str, str]:
     return (500, "InternalException", message)
-
-
-# --------------------------------------------------------------------------- recording
-
-
-@dataclass
-class RecordedRequest:
-    """One request as the server received it (headers have lower-case names)."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any  # parsed JSON, None when the body was empty or not JSON
-    raw: bytes
-    operation: str | None
-    status: int = 0  # the HTTP status answered
-    error_type: str | None = None  # x-amzn-ErrorType answered, if any
-    time: float = field(default_factory=time.time)
 
 
 # --------------------------------------------------------------------------- finding paths
@@ -618,7 +588,7 @@ def _key(finding: dict) -> tuple[str, str]:
     return (finding.get("Id"), finding.get("ProductArn"))
 
 
-class SecurityHubServer:
+class SecurityHubServer(LocalServer):
     """In-memory Security Hub on 127.0.0.1.
 
     SecurityHubServer(findings=None, rate=3.0, burst=6, page_size_limit=100, *, port=0, latency=0.0)
@@ -630,6 +600,10 @@ class SecurityHubServer:
     latency          seconds added to every answer (to test cancellation/progress)
     """
 
+    name = "securityhub"
+    server_version = "SecurityHubTestServer/1.0"
+    OPERATIONS = OPERATIONS
+
     def __init__(
         self,
         findings: Iterable[dict] | int | None = None,
@@ -640,9 +614,9 @@ class SecurityHubServer:
         port: int = 0,
         latency: float = 0.0,
     ):
+        super().__init__(port=port, latency=latency)
         if isinstance(findings, int):
             findings = make_findings(findings)
-        self._lock = threading.RLock()
         self._store: dict[tuple[str, str], dict] = {}
         self._version = 0
         self._sorted_cache: tuple | None = None
@@ -650,63 +624,8 @@ class SecurityHubServer:
             self._store[_key(f)] = copy.deepcopy(f)
         self.bucket = TokenBucket(rate, burst)
         self.page_size_limit = page_size_limit
-        self.latency = latency
-        self.port = port
-        self.requests: list[RecordedRequest] = []
         self.throttled = 0
-        self.counts: Counter[str] = Counter()  # operation -> requests received
-        self._faults: dict[str, deque] = {op: deque() for op in OPERATIONS}
         self._rejections: dict[str, tuple[str, str]] = {}
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._connections: set = set()  # open client sockets, closed by stop()
-
-    # ---- lifecycle
-
-    @property
-    def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("server not started")
-        return f"http://{HOST}:{self.port}"
-
-    def start(self) -> "SecurityHubServer":
-        if self._httpd is not None:
-            return self
-        httpd = ThreadingHTTPServer((HOST, self.port), _Handler)
-        httpd.daemon_threads = True
-        httpd.hub = self  # type: ignore[attr-defined]
-        self._httpd = httpd
-        self.port = httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.02},  # stop() waits up to one poll
-            name=f"securityhub-server-{self.port}", daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-        # Also drop kept-alive connections, so a pooled client connection can't
-        # keep talking to a stopped server.
-        with self._lock:
-            conns, self._connections = list(self._connections), set()
-        for sock in conns:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> "SecurityHubServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # ---- test helpers
 
@@ -735,8 +654,7 @@ class SecurityHubServer:
 
     def clear_requests(self) -> None:
         with self._lock:
-            self.requests.clear()
-            self.counts.clear()
+            super().clear_requests()
             self.throttled = 0
 
     def set_throttle(self, rate: float | None, burst: int | None = None) -> None:
@@ -745,14 +663,6 @@ class SecurityHubServer:
         if burst is not None:
             self.bucket.burst = burst
         self.bucket.refill()
-
-    def fail_next(self, operation: str, status: int, error_type: str, message: str, *, times: int = 1) -> None:
-        """Answer the next `times` calls of `operation` with this error (before throttling)."""
-        if operation not in OPERATIONS:
-            raise ValueError(f"unknown operation {operation!r}; expected one of {sorted(OPERATIONS)}")
-        with self._lock:
-            for _ in range(times):
-                self._faults[operation].append((status, error_type, message))
 
     def reject_update(
         self, finding_id: str, error_code: str = "ConcurrentUpdateError",
@@ -772,28 +682,24 @@ class SecurityHubServer:
         self._version += 1
         self._sorted_cache = None
 
+    def serve(self, handler: Handler, method: str, raw_path: str, headers: dict[str, str], raw: bytes) -> None:
+        status, payload, extra = self.handle(method, raw_path, headers, raw)
+        try:
+            handler.send_json(status, payload, extra)
+        except (BrokenPipeError, ConnectionResetError):
+            handler.close_connection = True
+
     def handle(self, method: str, raw_path: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict, dict]:
+        """(status, JSON body, extra headers) answering one request."""
         path = urlsplit(raw_path).path
         operation = ROUTES.get((method, path))
-        body: Any = None
-        bad_json = False
-        if raw:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                bad_json = True
+        body, bad_json = parse_json(raw)
         rec = RecordedRequest(method, raw_path, headers, body, raw, operation)
-        with self._lock:
-            self.requests.append(rec)
-            if operation:
-                self.counts[operation] += 1
+        self.record(rec)
         try:
             if operation is None:
                 raise ServiceError(404, "UnknownOperationException", f"No Security Hub operation at {method} {path}")
-            with self._lock:
-                fault = self._faults[operation].popleft() if self._faults[operation] else None
-            if fault is not None:
-                raise ServiceError(*fault)
+            self.take_fault(operation)
             if operation == GET_FINDINGS and not self.bucket.take():
                 with self._lock:
                     self.throttled += 1
@@ -1023,70 +929,6 @@ def _apply_update(finding: dict, up: dict, stamp: str) -> None:
             finding[k] = copy.deepcopy(up[k])
 
 
-# --------------------------------------------------------------------------- HTTP
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as both SDKs expect
-    server_version = "SecurityHubTestServer/1.0"
-    timeout = 120  # an idle keep-alive connection is dropped after this
-    # Headers and body go out in two writes; without TCP_NODELAY, Nagle's algorithm
-    # and the client's delayed ACK add ~40 ms to every answer.
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base-class signature
-        pass
-
-    def setup(self) -> None:
-        super().setup()
-        hub: SecurityHubServer = self.server.hub  # type: ignore[attr-defined]
-        with hub._lock:
-            hub._connections.add(self.connection)
-
-    def finish(self) -> None:
-        hub: SecurityHubServer = self.server.hub  # type: ignore[attr-defined]
-        with hub._lock:
-            hub._connections.discard(self.connection)
-        try:
-            super().finish()
-        except OSError:
-            pass
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _dispatch(self) -> None:
-        raw = self._read_body()
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        hub: SecurityHubServer = self.server.hub  # type: ignore[attr-defined]
-        status, payload, extra = hub.handle(self.command, self.path, headers, raw)
-        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-            for k, v in extra.items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
-
-
 # --------------------------------------------------------------------------- findings factory
 
 # (control id, title, severity label as failed, resource type), Security Hub controls
@@ -1234,16 +1076,7 @@ def main(argv: list[str] | None = None) -> int:
             loaded = json.load(fh)
         findings += loaded["Findings"] if isinstance(loaded, dict) else loaded
     server = SecurityHubServer(findings, rate=None if args.no_throttle else args.rate, burst=args.burst, port=args.port)
-    server.start()
-    print(server.url, flush=True)
-
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        pass
-    server.stop()
-    return 0
+    return serve_until_signalled(server)
 
 
 if __name__ == "__main__":
