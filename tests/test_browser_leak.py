@@ -16,13 +16,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import KERNEL_NAME
+from conftest import KERNEL_NAME, bedrock_env
 from jupyterlab_browser import ARTIFACTS, CODE_CELLS, Browser, JupyterLab, NotebookPage
 from servers import bedrock as br
-from test_advisor import bedrock_env
-from test_no_remote_loads import ATTACKER, HOSTILE, HOSTILE_POLICY
+from hostile_answers import ATTACKER, HOSTILE, HOSTILE_POLICY
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 LEAK_NOTEBOOK = "leak.ipynb"
 RUN_ALL_NOTEBOOK = "run-all.ipynb"
