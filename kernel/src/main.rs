@@ -65,12 +65,26 @@ fn init_logging() {
         .init();
 }
 
+/// The AWS SDK's deserializers recurse deeply on ASFF resource details, and its
+/// unoptimised (dev profile) frames are large: 8 MiB overflows. Reserved, not committed.
+const STACK_BYTES: usize = 64 * 1024 * 1024;
+
 fn run_kernel(connection_file: PathBuf) -> anyhow::Result<()> {
+    // The server's own future runs on this thread rather than on `main`, whose
+    // stack size the platform chooses.
+    std::thread::Builder::new()
+        .name("kernel".to_string())
+        .stack_size(STACK_BYTES)
+        .spawn(move || serve(connection_file))?
+        .join()
+        .map_err(|_| anyhow::anyhow!("the kernel thread panicked"))?
+}
+
+fn serve(connection_file: PathBuf) -> anyhow::Result<()> {
     let info = protocol::read_connection_file(&connection_file)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        // The AWS SDK's deserializers recurse deeply on ASFF resource details.
-        .thread_stack_size(16 * 1024 * 1024)
+        .thread_stack_size(STACK_BYTES)
         .enable_all()
         .build()?;
     runtime.block_on(async {
