@@ -19,7 +19,8 @@ use runbook::settings::{BackendChoice, SettingKey};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::magics::{self, MagicError, assist};
+use crate::error::{ErrorKind, MagicError};
+use crate::magics::{self, assist};
 use crate::output::KernelOutput;
 use crate::protocol::{
     self, Channels, PROTOCOL_VERSION, Publisher, Received, child_message, next_message,
@@ -489,7 +490,7 @@ impl ShellLoop {
                 .keys()
                 .map(|k| {
                     let result = ExpressionResult::Error {
-                        ename: MagicError::NOT_SUPPORTED.to_string(),
+                        ename: ErrorKind::NotSupported.ename().to_string(),
                         evalue: "user expressions are not evaluated by this kernel".to_string(),
                         traceback: Vec::new(),
                     };
@@ -507,7 +508,7 @@ impl ShellLoop {
         if let Err(error) = result {
             if !execute.silent {
                 let output = ErrorOutput {
-                    ename: error.ename.to_string(),
+                    ename: error.ename().to_string(),
                     evalue: error.evalue.clone(),
                     traceback: error.traceback(),
                 };
@@ -515,7 +516,7 @@ impl ShellLoop {
             }
             reply.status = ReplyStatus::Error;
             reply.error = Some(Box::new(ReplyError {
-                ename: error.ename.to_string(),
+                ename: error.ename().to_string(),
                 evalue: error.evalue.clone(),
                 traceback: error.traceback(),
             }));
@@ -552,7 +553,7 @@ async fn run_guarded(
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".to_string());
             tracing::error!("a magic panicked: {what}");
-            Err(MagicError::new(MagicError::KERNEL, format!("internal error: {what}")).with_detail([
+            Err(MagicError::new(ErrorKind::Kernel, format!("internal error: {what}")).with_detail([
                 "The kernel carried on and the session is intact. Please report this with the cell that caused it.".to_string(),
             ]))
         }),

@@ -9,16 +9,11 @@ use runbook::plan::PlanId;
 use runbook::settings::{ApprovalMode, Lang};
 use serde_json::json;
 
-use super::MagicError;
 use super::findings::connect;
+use super::{ErrorKind, MagicError};
 use crate::output::{AskError, Output, cancellable};
 use crate::render::approval as render;
 use crate::session::{Session, StoredPlan};
-
-pub const NOT_APPROVED: &str = "NotApproved";
-pub const EXECUTION_FAILED: &str = "ExecutionFailed";
-pub const STATE_DRIFTED: &str = "StateDrifted";
-pub const AUDIT_ERROR: &str = "AuditError";
 
 /// Approve a plan by typing its id; then it is prechecked, applied, verified, the finding resolved, and every step audited
 #[derive(Debug, Parser)]
@@ -66,7 +61,7 @@ pub fn stored_plan(session: &Session, wanted: &str) -> Result<StoredPlan, MagicE
 
 fn audit_error(e: impl std::fmt::Display) -> MagicError {
     MagicError::new(
-        AUDIT_ERROR,
+        ErrorKind::Audit,
         format!("{e}; nothing was changed (set %config audit_log=PATH to a writable file)"),
     )
 }
@@ -92,16 +87,16 @@ pub async fn approval(
         return match out.ask(&prompt(id, lang), false).await {
             Ok(answer) if answer.trim() == id => Ok("typed the plan id".to_string()),
             Ok(answer) if answer.trim().is_empty() => Err(MagicError::new(
-                NOT_APPROVED,
+                ErrorKind::NotApproved,
                 "cancelled: the answer was empty, so nothing was changed",
             )),
             Ok(_) => Err(MagicError::new(
-                NOT_APPROVED,
+                ErrorKind::NotApproved,
                 format!("cancelled: the answer was not {id}, so nothing was changed"),
             )),
             Err(AskError::Interrupted) => Err(MagicError::interrupted()),
             Err(e) => Err(MagicError::new(
-                NOT_APPROVED,
+                ErrorKind::NotApproved,
                 format!("{e}; nothing was changed"),
             )),
         };
@@ -109,11 +104,11 @@ pub async fn approval(
     match (yes, session.settings.approval) {
         (true, ApprovalMode::AllowYes) => Ok("--yes (the frontend cannot ask)".to_string()),
         (true, ApprovalMode::Interactive) => Err(MagicError::new(
-            NOT_APPROVED,
+            ErrorKind::NotApproved,
             "approval=interactive refuses --yes: run the cell in JupyterLab and type the plan id; nothing was changed",
         )),
         (false, _) => Err(MagicError::new(
-            NOT_APPROVED,
+            ErrorKind::NotApproved,
             "this frontend cannot ask for the plan id (no stdin); add --yes to approve without typing it (allowed unless approval=interactive); nothing was changed",
         )),
     }
@@ -123,7 +118,7 @@ pub fn outcome_error(report: &ExecutionReport) -> Option<MagicError> {
     match &report.outcome {
         Outcome::Succeeded | Outcome::AlreadyInPlace | Outcome::Running => None,
         Outcome::Drifted { detail } => Some(MagicError::new(
-            STATE_DRIFTED,
+            ErrorKind::StateDrifted,
             format!(
                 "the live state changed since the plan was made, so nothing was changed: {detail}; run %remediate again"
             ),
@@ -133,7 +128,7 @@ pub fn outcome_error(report: &ExecutionReport) -> Option<MagicError> {
             error,
             rollback_errors,
         } => Some(MagicError::new(
-            EXECUTION_FAILED,
+            ErrorKind::ExecutionFailed,
             if rollback_errors.is_empty() {
                 format!(
                     "action {} failed: {error}; the actions before it were rolled back",
@@ -148,7 +143,7 @@ pub fn outcome_error(report: &ExecutionReport) -> Option<MagicError> {
             },
         )),
         Outcome::Cancelled { rollback_errors } => Some(MagicError::new(
-            MagicError::INTERRUPTED,
+            ErrorKind::Interrupted,
             if rollback_errors.is_empty() {
                 "interrupted between actions; what had been applied was rolled back".to_string()
             } else {

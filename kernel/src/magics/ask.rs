@@ -15,12 +15,12 @@ use runbook::finding::{Finding, FindingFilter, FindingRef};
 use runbook::settings::Lang;
 use serde_json::{Value, json};
 
-use super::MagicError;
-use super::approve::{self, Executed, NOT_APPROVED, outcome_error};
+use super::approve::{self, Executed, outcome_error};
 use super::finding::resolve;
 use super::findings::connect;
 use super::remediate::{self, Proposed};
 use super::summarize::{advisor_for, lang_parser};
+use super::{ErrorKind, MagicError};
 use crate::output::{DisplayHandle, Output, cancellable};
 use crate::render::ask as render;
 use crate::session::Session;
@@ -85,12 +85,13 @@ impl KernelHost<'_> {
 
 /// A tool error for the model, unless the user interrupted (then the whole cell stops).
 fn tool_error(error: MagicError) -> Result<ToolOutcome, MagicError> {
-    if error.ename == MagicError::INTERRUPTED {
+    if error.kind == ErrorKind::Interrupted {
         Err(error)
     } else {
         Ok(ToolOutcome::error(format!(
             "{}: {}",
-            error.ename, error.evalue
+            error.ename(),
+            error.evalue
         )))
     }
 }
@@ -298,13 +299,14 @@ impl KernelHost<'_> {
                         }),
                     ))
                 }
-                Some(error) if error.ename == MagicError::INTERRUPTED => Err(error),
+                Some(error) if error.kind == ErrorKind::Interrupted => Err(error),
                 Some(error) => Ok(ToolOutcome::error(format!(
                     "approved by the user, but the plan did not complete: {}: {}",
-                    error.ename, error.evalue
+                    error.ename(),
+                    error.evalue
                 ))),
             },
-            Err(refused) if refused.ename == NOT_APPROVED => Ok(ToolOutcome::ok(
+            Err(refused) if refused.kind == ErrorKind::NotApproved => Ok(ToolOutcome::ok(
                 format!("{id} denied by the user"),
                 json!({
                     "status": "denied",
@@ -533,7 +535,7 @@ mod tests {
         let mut s = sandbox_session();
         let out = RecordingOutput::new();
         let err = run_cell("%ask", &mut s, &out).await.unwrap_err();
-        assert_eq!(err.ename, MagicError::USAGE);
+        assert_eq!(err.kind, crate::error::ErrorKind::Usage);
         run_cell("%ask --new", &mut s, &out).await.unwrap();
         assert_eq!(out.last_bundles()[0].json["cleared"], true);
     }

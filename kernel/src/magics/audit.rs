@@ -5,8 +5,7 @@ use runbook::audit::{self, AuditReport};
 use runbook::plan::PlanId;
 use serde_json::json;
 
-use super::MagicError;
-use super::approve::AUDIT_ERROR;
+use super::{ErrorKind, MagicError};
 use crate::output::Output;
 use crate::render::{Bundle, html};
 use crate::session::Session;
@@ -50,7 +49,7 @@ fn warnings(full: &AuditReport) -> Vec<String> {
 
 pub fn run(args: AuditArgs, session: &Session, out: &dyn Output) -> Result<(), MagicError> {
     let path = &session.settings.audit_log;
-    let full = audit::read(path).map_err(|e| MagicError::new(AUDIT_ERROR, e.to_string()))?;
+    let full = audit::read(path).map_err(|e| MagicError::new(ErrorKind::Audit, e.to_string()))?;
     let notes = warnings(&full);
     let mut report = full.clone();
     if let Some(plan) = &args.plan {

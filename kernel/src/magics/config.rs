@@ -165,7 +165,7 @@ mod tests {
         let err = run_cell("%config lang=ja backend=cloud", &mut s, &out)
             .await
             .unwrap_err();
-        assert_eq!(err.ename, MagicError::USAGE);
+        assert_eq!(err.kind, crate::error::ErrorKind::Usage);
         assert!(
             err.evalue.contains("sandbox, aws or auto"),
             "{}",

@@ -4,8 +4,8 @@ use clap::Parser;
 use runbook::cloud::FetchProgress;
 use runbook::finding::{Finding, FindingFilter, FindingRef};
 
-use super::MagicError;
 use super::findings::connect;
+use super::{ErrorKind, MagicError};
 use crate::output::{Output, cancellable};
 use crate::render::findings as render;
 use crate::session::Session;
@@ -56,7 +56,7 @@ pub async fn resolve(
                 cancellable(out, connected.cloud.get_findings(&filter, &mut ignore)).await??;
             found.into_iter().next().ok_or_else(|| {
                 MagicError::new(
-                    MagicError::NOT_FOUND,
+                    ErrorKind::NotFound,
                     format!(
                         "no finding with Id {id} in the {} backend",
                         connected.describe().kind

@@ -348,7 +348,7 @@ mod tests {
         let err = run_cell("%finding 3", &mut s, &out).await.unwrap_err();
         assert!(err.evalue.contains("1 to 2"), "{}", err.evalue);
         let err = run_cell("%finding 0", &mut s, &out).await.unwrap_err();
-        assert_eq!(err.ename, MagicError::USAGE);
+        assert_eq!(err.kind, crate::error::ErrorKind::Usage);
         let err = run_cell(
             "%finding arn:aws:securityhub:us-east-1:111111111111:nope",
             &mut s,
@@ -356,7 +356,7 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert_eq!(err.ename, MagicError::NOT_FOUND);
+        assert_eq!(err.kind, crate::error::ErrorKind::NotFound);
     }
 
     #[tokio::test]

@@ -6,14 +6,12 @@ use std::sync::Arc;
 
 use clap::Parser;
 use runbook::finding::Finding;
-use runbook::kb::{self, KbError, KnowledgeBase, PolicyContext};
+use runbook::kb::{self, KnowledgeBase, PolicyContext};
 
-use super::MagicError;
+use super::{ErrorKind, MagicError};
 use crate::output::{Output, cancellable};
 use crate::render::kb as render;
 use crate::session::{KbSlot, Session};
-
-pub const POLICY_ERROR: &str = "PolicyError";
 
 /// Search the organisation's security policies (%config kb=FOLDER|KB_ID): passages with source, heading and score; without a query, what the knowledge base holds
 #[derive(Debug, Parser)]
@@ -24,24 +22,6 @@ pub struct KbArgs {
     /// What to look for, in English or Japanese (the rest of the line)
     #[arg(value_name = "QUERY", num_args = 0..)]
     pub query: Vec<String>,
-}
-
-impl From<KbError> for MagicError {
-    fn from(e: KbError) -> MagicError {
-        let ename = match &e {
-            KbError::BadSetting { .. } | KbError::Config(_) => "ConfigError",
-            KbError::EmptyQuery | KbError::BadTop(_) => MagicError::USAGE,
-            KbError::NoDocuments { .. }
-            | KbError::Unreadable { .. }
-            | KbError::Incomplete(_)
-            | KbError::Conflict(_) => POLICY_ERROR,
-            KbError::NotFound { .. } => MagicError::NOT_FOUND,
-            KbError::AccessDenied { .. } => "AccessDenied",
-            KbError::Throttled { .. } => "Throttled",
-            KbError::Service { .. } => "AwsError",
-        };
-        MagicError::new(ename, e.to_string())
-    }
 }
 
 /// The configured knowledge base, opened again only when the settings naming it change.
@@ -92,7 +72,7 @@ pub async fn consult(
 pub async fn run(args: KbArgs, session: &mut Session, out: &dyn Output) -> Result<(), MagicError> {
     let Some(kb) = knowledge_base(session, out).await? else {
         return Err(MagicError::new(
-            "ConfigError",
+            ErrorKind::Config,
             "no knowledge base is configured; set one with %config kb=FOLDER (a folder of Markdown policy files, e.g. kb=policies) or %config kb=KB_ID (a Bedrock Knowledge Base id such as KB12345678)",
         ));
     };

@@ -18,74 +18,10 @@ mod version;
 
 use clap::{ColorChoice, CommandFactory, FromArgMatches};
 
-use runbook::cloud::CloudError;
-
+pub use crate::error::{ErrorKind, MagicError};
 use crate::output::Output;
 use crate::render::{Bundle, html};
 use crate::session::Session;
-
-/// The error a cell ends with: one `error` output with these fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MagicError {
-    pub ename: &'static str,
-    pub evalue: String,
-    /// Further lines for the traceback (usage, hints).
-    pub detail: Vec<String>,
-}
-
-impl MagicError {
-    pub const USAGE: &'static str = "UsageError";
-    pub const UNKNOWN_MAGIC: &'static str = "UnknownMagic";
-    pub const NOT_SUPPORTED: &'static str = "NotSupported";
-    pub const INTERRUPTED: &'static str = "Interrupted";
-    pub const KERNEL: &'static str = "KernelError";
-    pub const NOT_FOUND: &'static str = "NotFound";
-
-    pub fn new(ename: &'static str, evalue: impl Into<String>) -> MagicError {
-        MagicError {
-            ename,
-            evalue: evalue.into(),
-            detail: Vec::new(),
-        }
-    }
-
-    pub fn usage(evalue: impl Into<String>) -> MagicError {
-        MagicError::new(Self::USAGE, evalue)
-    }
-
-    pub fn interrupted() -> MagicError {
-        MagicError::new(
-            Self::INTERRUPTED,
-            "the cell was interrupted; nothing after the interruption ran",
-        )
-    }
-
-    pub fn with_detail(mut self, lines: impl IntoIterator<Item = String>) -> MagicError {
-        self.detail.extend(lines);
-        self
-    }
-
-    pub fn traceback(&self) -> Vec<String> {
-        let mut lines = vec![format!("{}: {}", self.ename, self.evalue)];
-        lines.extend(self.detail.iter().cloned());
-        lines
-    }
-}
-
-impl From<CloudError> for MagicError {
-    fn from(e: CloudError) -> MagicError {
-        let ename = match &e {
-            CloudError::NoCredentials(_) => "NoCredentials",
-            CloudError::AccessDenied { .. } => "AccessDenied",
-            CloudError::NotEnabled { .. } => "NotEnabled",
-            CloudError::Throttled { .. } => "Throttled",
-            CloudError::NotFound(_) => MagicError::NOT_FOUND,
-            CloudError::InvalidInput(_) => "InvalidInput",
-            CloudError::Other(_) => "AwsError",
-        };
-        MagicError::new(ename, e.to_string())
-    }
-}
 
 /// What the kernel knows about each magic, for help, completion and inspection.
 #[derive(Debug)]
@@ -269,7 +205,7 @@ impl From<SplitError> for MagicError {
         match e {
             SplitError::Incomplete(why) | SplitError::Malformed(why) => MagicError::usage(why),
             SplitError::PlainCode(line) => MagicError::new(
-                MagicError::NOT_SUPPORTED,
+                ErrorKind::NotSupported,
                 format!(
                     "this kernel runs magics, and plain code is reserved for Rust evaluation in a later release: {}",
                     excerpt(&line)
@@ -412,7 +348,7 @@ fn unknown_magic(name: &str) -> MagicError {
         .min();
     let hint = nearest.map_or(String::new(), |(_, n)| format!(" Did you mean %{n}?"));
     MagicError::new(
-        MagicError::UNKNOWN_MAGIC,
+        ErrorKind::UnknownMagic,
         format!(
             "unknown magic %{}.{hint} Known magics: {}",
             shorten_name(name),
@@ -492,7 +428,7 @@ pub fn parse_call(inv: &Invocation) -> Result<Parsed, MagicError> {
         "sleep" => parsed!(MagicCall::Sleep),
         other => {
             return Err(MagicError::new(
-                MagicError::KERNEL,
+                ErrorKind::Kernel,
                 format!("%{other} is listed but has no handler"),
             ));
         }
@@ -613,14 +549,14 @@ mod tests {
         ));
         assert!(split_cell("   \n# only a comment").unwrap().is_empty());
         let e: MagicError = split_cell("print(1)").unwrap_err().into();
-        assert_eq!(e.ename, MagicError::NOT_SUPPORTED);
+        assert_eq!(e.kind, ErrorKind::NotSupported);
     }
 
     #[test]
     fn unknown_magic_suggests_nearest() {
         let inv = split_cell("%confg").unwrap();
         let err = parse_call(&inv[0]).unwrap_err();
-        assert_eq!(err.ename, MagicError::UNKNOWN_MAGIC);
+        assert_eq!(err.kind, ErrorKind::UnknownMagic);
         assert!(
             err.evalue.contains("Did you mean %config?"),
             "{}",
@@ -655,7 +591,7 @@ mod tests {
     fn bad_flag_names_it() {
         let inv = split_cell("%sleep --fast 1").unwrap();
         let err = parse_call(&inv[0]).unwrap_err();
-        assert_eq!(err.ename, MagicError::USAGE);
+        assert_eq!(err.kind, ErrorKind::Usage);
         assert!(err.evalue.contains("--fast"), "{}", err.evalue);
         assert!(!err.evalue.contains('\u{1b}'), "no ANSI colour codes");
     }
@@ -674,7 +610,7 @@ mod tests {
         let err = run_cell("%config lang=ja\n%nosuch", &mut s, &out)
             .await
             .unwrap_err();
-        assert_eq!(err.ename, MagicError::UNKNOWN_MAGIC);
+        assert_eq!(err.kind, ErrorKind::UnknownMagic);
         assert_eq!(s.settings.lang, Lang::En, "the first line did not run");
         assert!(out.last_bundles().is_empty());
     }

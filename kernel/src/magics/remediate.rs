@@ -11,16 +11,13 @@ use serde_json::json;
 use runbook::audit::{AuditLog, AuditRecord};
 use runbook::execute;
 
-use super::MagicError;
-use super::approve::AUDIT_ERROR;
 use super::finding::resolve;
 use super::findings::connect;
 use super::summarize::{StreamingDisplay, advisor_for, lang_parser};
+use super::{ErrorKind, MagicError};
 use crate::output::{Output, cancellable};
 use crate::render::plan as render;
 use crate::session::{Session, StoredPlan};
-
-pub const PLAN_REJECTED: &str = "PlanRejected";
 
 /// Produce a typed, validated remediation plan, shown with its AWS CLI and Python equivalents (%%remediate: the body adds instructions)
 #[derive(Debug, Parser)]
@@ -31,24 +28,6 @@ pub struct RemediateArgs {
     /// Plan language (default: the lang setting)
     #[arg(long, value_parser = lang_parser())]
     pub lang: Option<Lang>,
-}
-
-impl From<ProposalError> for MagicError {
-    fn from(e: ProposalError) -> MagicError {
-        match e {
-            ProposalError::Advisor(a) => a.into(),
-            ProposalError::Catalog(CatalogError::Cloud(c)) => c.into(),
-            ProposalError::Catalog(CatalogError::Rejected(r)) => MagicError::new(
-                PLAN_REJECTED,
-                format!("the proposed plan was rejected and nothing was stored: {r}"),
-            ),
-            ProposalError::Catalog(other) => MagicError::new(PLAN_REJECTED, other.to_string()),
-            ProposalError::NoProposal(text) => MagicError::new(
-                PLAN_REJECTED,
-                format!("the model proposed no plan, so nothing was stored ({text})"),
-            ),
-        }
-    }
 }
 
 pub async fn run(
@@ -142,7 +121,7 @@ pub async fn propose(
                 .and_then(|mut log| log.append(AuditRecord::plan_proposed(&plan).by(actor)));
             if let Err(e) = recorded {
                 let error = MagicError::new(
-                    AUDIT_ERROR,
+                    ErrorKind::Audit,
                     format!(
                         "{e}; the plan was not stored (set %config audit_log=PATH to a writable file)"
                     ),

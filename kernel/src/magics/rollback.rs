@@ -6,9 +6,9 @@ use runbook::audit::{self, AuditEvent, AuditJournal, AuditLog, AuditRecord};
 use runbook::execute::{self, Undo};
 use runbook::plan::{PlanId, RemediationPlan};
 
-use super::MagicError;
-use super::approve::{AUDIT_ERROR, approval, outcome_error};
+use super::approve::{approval, outcome_error};
 use super::findings::connect;
+use super::{ErrorKind, MagicError};
 use crate::output::{Output, cancellable};
 use crate::render::approval as render;
 use crate::session::Session;
@@ -25,7 +25,7 @@ pub struct RollbackArgs {
 }
 
 fn audit_error(e: impl std::fmt::Display) -> MagicError {
-    MagicError::new(AUDIT_ERROR, format!("{e}; nothing was changed"))
+    MagicError::new(ErrorKind::Audit, format!("{e}; nothing was changed"))
 }
 
 /// The plan, from this session or from its `plan_proposed` record.

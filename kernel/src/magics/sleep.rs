@@ -107,6 +107,6 @@ mod tests {
         let out = RecordingOutput::new();
         out.token.cancel();
         let err = run(SleepArgs { seconds: 30.0 }, &out).await.unwrap_err();
-        assert_eq!(err.ename, MagicError::INTERRUPTED);
+        assert_eq!(err.kind, crate::error::ErrorKind::Interrupted);
     }
 }

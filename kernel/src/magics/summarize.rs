@@ -33,21 +33,6 @@ pub struct SummarizeArgs {
     pub lang: Option<Lang>,
 }
 
-impl From<AdvisorError> for MagicError {
-    fn from(e: AdvisorError) -> MagicError {
-        let ename = match &e {
-            AdvisorError::AccessDenied { .. } => "AccessDenied",
-            AdvisorError::ModelNotFound { .. } => "ModelNotFound",
-            AdvisorError::Throttled { .. } => "Throttled",
-            AdvisorError::Validation { .. } => "InvalidInput",
-            AdvisorError::Unavailable { .. } | AdvisorError::Stream { .. } => "ModelError",
-            AdvisorError::Config(_) => "ConfigError",
-            AdvisorError::Interrupted => return MagicError::interrupted(),
-        };
-        MagicError::new(ename, e.to_string())
-    }
-}
-
 /// The advisor for the session's settings, chosen again only when they change.
 pub async fn advisor_for(
     session: &mut Session,
