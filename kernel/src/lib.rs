@@ -1,6 +1,7 @@
 //! The Security Runbook Jupyter kernel: protocol, magics and rendering.
 //! It knows nothing of AWS APIs; the `runbook` library does the work.
 
+pub mod context;
 pub mod error;
 pub mod install;
 pub mod magics;

@@ -9,11 +9,9 @@ use runbook::plan::PlanId;
 use runbook::settings::{ApprovalMode, Lang};
 use serde_json::json;
 
-use super::findings::connect;
-use super::{ErrorKind, MagicError};
-use crate::output::{AskError, Output, cancellable};
+use crate::context::{Context, ErrorKind, MagicError, Session, StoredPlan};
+use crate::output::AskError;
 use crate::render::approval as render;
-use crate::session::{Session, StoredPlan};
 
 /// Approve a plan by typing its id; then it is prechecked, applied, verified, the finding resolved, and every step audited
 #[derive(Debug, Parser)]
@@ -76,13 +74,9 @@ fn prompt(id: &str, lang: Lang) -> String {
 }
 
 /// How the human approved, or why it was refused. Shared with `%rollback`.
-pub async fn approval(
-    yes: bool,
-    id: &str,
-    session: &Session,
-    out: &dyn Output,
-) -> Result<String, MagicError> {
-    let lang = session.settings.lang;
+pub async fn approval(cx: &Context<'_>, yes: bool, id: &str) -> Result<String, MagicError> {
+    let out = cx.out;
+    let lang = cx.settings().lang;
     if out.stdin_allowed() {
         return match out.ask(&prompt(id, lang), false).await {
             Ok(answer) if answer.trim() == id => Ok("typed the plan id".to_string()),
@@ -101,7 +95,7 @@ pub async fn approval(
             )),
         };
     }
-    match (yes, session.settings.approval) {
+    match (yes, cx.settings().approval) {
         (true, ApprovalMode::AllowYes) => Ok("--yes (the frontend cannot ask)".to_string()),
         (true, ApprovalMode::Interactive) => Err(MagicError::new(
             ErrorKind::NotApproved,
@@ -157,17 +151,13 @@ pub fn outcome_error(report: &ExecutionReport) -> Option<MagicError> {
     }
 }
 
-pub async fn run(
-    args: ApproveArgs,
-    session: &mut Session,
-    out: &dyn Output,
-) -> Result<(), MagicError> {
-    let stored = stored_plan(session, &args.plan)?;
+pub async fn run(args: ApproveArgs, cx: &mut Context<'_>) -> Result<(), MagicError> {
+    let stored = stored_plan(cx.session, &args.plan)?;
     let plan = &stored.plan;
     if args.dry_run {
-        return dry_run(plan, session, out).await;
+        return dry_run(cx, plan).await;
     }
-    match approve_and_execute(plan, args.yes, session, out).await? {
+    match approve_and_execute(cx, plan, args.yes).await? {
         Executed::AlreadyDone => Ok(()),
         Executed::Ran(report) => match outcome_error(&report) {
             Some(error) => Err(error),
@@ -177,19 +167,21 @@ pub async fn run(
 }
 
 async fn dry_run(
+    cx: &mut Context<'_>,
     plan: &runbook::plan::RemediationPlan,
-    session: &mut Session,
-    out: &dyn Output,
 ) -> Result<(), MagicError> {
-    let connected = connect(session, out).await?;
+    let out = cx.out;
+    let connected = cx.cloud().await?;
     let cloud = connected.cloud.clone();
-    let path = session.settings.audit_log.clone();
+    let path = cx.settings().audit_log.clone();
     audit::read(&path).map_err(audit_error)?;
     let handle = out.display(render::request(plan, true));
     let mut log = AuditLog::open(&path).map_err(audit_error)?;
-    let actor = cancellable(out, cloud.caller_identity()).await??;
+    let actor = cx.cancellable(cloud.caller_identity()).await??;
     log.set_actor(actor);
-    let checks = cancellable(out, execute::precheck_all(plan, cloud.as_ref())).await?;
+    let checks = cx
+        .cancellable(execute::precheck_all(plan, cloud.as_ref()))
+        .await?;
     let before = json!(
         checks
             .iter()
@@ -222,15 +214,15 @@ pub enum Executed {
 /// verify and the finding update, every step in the audit trail. A refusal is
 /// recorded and returned as a `NotApproved` error.
 pub async fn approve_and_execute(
+    cx: &mut Context<'_>,
     plan: &runbook::plan::RemediationPlan,
     yes: bool,
-    session: &mut Session,
-    out: &dyn Output,
 ) -> Result<Executed, MagicError> {
+    let out = cx.out;
     let id = plan.id.to_string();
-    let connected = connect(session, out).await?;
+    let connected = cx.cloud().await?;
     let cloud = connected.cloud.clone();
-    let path = session.settings.audit_log.clone();
+    let path = cx.settings().audit_log.clone();
     let trail = audit::read(&path).map_err(audit_error)?;
     if matches!(audit::plan_status(&trail, &plan.id), PlanStatus::Succeeded) {
         out.display(render::already_done(plan, &path));
@@ -238,10 +230,10 @@ pub async fn approve_and_execute(
     }
     let handle = out.display(render::request(plan, false));
     let mut log = AuditLog::open(&path).map_err(audit_error)?;
-    let actor = cancellable(out, cloud.caller_identity()).await??;
+    let actor = cx.cancellable(cloud.caller_identity()).await??;
     log.set_actor(actor.clone());
 
-    match approval(yes, &id, session, out).await {
+    match approval(cx, yes, &id).await {
         Ok(how) => log
             .append(AuditRecord::approved(plan).with_detail(how))
             .map_err(audit_error)?,

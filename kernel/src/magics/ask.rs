@@ -16,14 +16,9 @@ use runbook::settings::Lang;
 use serde_json::{Value, json};
 
 use super::approve::{self, Executed, outcome_error};
-use super::finding::resolve;
-use super::findings::connect;
 use super::remediate::{self, Proposed};
-use super::summarize::{advisor_for, lang_parser};
-use super::{ErrorKind, MagicError};
-use crate::output::{DisplayHandle, Output, cancellable};
+use crate::context::{Context, DisplayHandle, ErrorKind, MagicError, Output, lang_parser};
 use crate::render::ask as render;
-use crate::session::Session;
 
 /// Ask in plain language; the model reads live findings through tools and may propose a remediation, which runs only if you type its plan id (%%ask: the body is the question)
 #[derive(Debug, Parser)]
@@ -63,8 +58,7 @@ impl ChatModel for Interruptible<'_> {
 
 /// Runs the tools against the session and shows the conversation as it goes.
 struct KernelHost<'a> {
-    session: &'a mut Session,
-    out: &'a dyn Output,
+    cx: Context<'a>,
     lang: Lang,
     kind: AdvisorKind,
     /// The display of the model call now streaming: (round, handle, text so far).
@@ -75,7 +69,7 @@ struct KernelHost<'a> {
 impl KernelHost<'_> {
     fn show_text(&self, status: Option<&str>) {
         if let Some((round, handle, text)) = &self.current {
-            self.out.update(
+            self.cx.out.update(
                 handle,
                 render::answer(text, &self.kind, None, status, json!({"round": round})),
             );
@@ -116,7 +110,8 @@ fn cut(s: &str, max: usize) -> String {
 
 impl KernelHost<'_> {
     fn listing_number(&self, finding: &Finding) -> Option<usize> {
-        self.session
+        self.cx
+            .session
             .listing
             .as_ref()
             .and_then(|l| l.findings.iter().position(|f| f.id == finding.id))
@@ -128,7 +123,7 @@ impl KernelHost<'_> {
         severity: runbook::Severity,
         limit: usize,
     ) -> Result<ToolOutcome, MagicError> {
-        let connected = match connect(self.session, self.out).await {
+        let connected = match self.cx.cloud().await {
             Ok(c) => c,
             Err(e) => return tool_error(e),
         };
@@ -138,8 +133,10 @@ impl KernelHost<'_> {
             ..FindingFilter::default()
         };
         let mut ignore = |_: FetchProgress| {};
-        let found =
-            cancellable(self.out, connected.cloud.get_findings(&filter, &mut ignore)).await?;
+        let found = self
+            .cx
+            .cancellable(connected.cloud.get_findings(&filter, &mut ignore))
+            .await?;
         let findings = match found {
             Ok(f) => f,
             Err(e) => return tool_error(e.into()),
@@ -166,7 +163,7 @@ impl KernelHost<'_> {
     }
 
     async fn finding_details(&mut self, reference: &FindingRef) -> Result<ToolOutcome, MagicError> {
-        let finding = match resolve(self.session, reference, self.out).await {
+        let finding = match self.cx.resolve(reference).await {
             Ok(f) => f,
             Err(e) => return tool_error(e),
         };
@@ -202,7 +199,7 @@ impl KernelHost<'_> {
     }
 
     async fn search_policies(&mut self, query: &str) -> Result<ToolOutcome, MagicError> {
-        let kb = match super::kb::knowledge_base(self.session, self.out).await {
+        let kb = match self.cx.knowledge_base().await {
             Ok(Some(kb)) => kb,
             Ok(None) => {
                 return Ok(ToolOutcome::error(
@@ -211,7 +208,11 @@ impl KernelHost<'_> {
             }
             Err(e) => return tool_error(e),
         };
-        let found = match cancellable(self.out, kb.search(query, runbook::kb::DEFAULT_TOP)).await? {
+        let found = match self
+            .cx
+            .cancellable(kb.search(query, runbook::kb::DEFAULT_TOP))
+            .await?
+        {
             Ok(found) => found,
             Err(e) => return tool_error(e.into()),
         };
@@ -231,15 +232,14 @@ impl KernelHost<'_> {
     }
 
     async fn propose(&mut self, reference: &FindingRef) -> Result<ToolOutcome, MagicError> {
-        let finding = match resolve(self.session, reference, self.out).await {
+        let finding = match self.cx.resolve(reference).await {
             Ok(f) => f,
             Err(e) => return tool_error(e),
         };
-        let proposed =
-            match remediate::propose(finding, self.lang, None, self.session, self.out).await {
-                Ok(p) => p,
-                Err(e) => return tool_error(e),
-            };
+        let proposed = match remediate::propose(&mut self.cx, finding, self.lang, None).await {
+            Ok(p) => p,
+            Err(e) => return tool_error(e),
+        };
         let stored = match proposed {
             Proposed::NothingToDo(why) => {
                 return Ok(ToolOutcome::ok(
@@ -262,7 +262,7 @@ impl KernelHost<'_> {
         let plan = &stored.plan;
         let id = plan.id.to_string();
         let actions: Vec<String> = plan.actions.iter().map(|a| a.describe(plan.lang)).collect();
-        if !self.out.stdin_allowed() {
+        if !self.cx.out.stdin_allowed() {
             return Ok(ToolOutcome::ok(
                 format!("{id} kept for a later %approve (this frontend cannot ask)"),
                 json!({
@@ -273,7 +273,7 @@ impl KernelHost<'_> {
                 }),
             ));
         }
-        match approve::approve_and_execute(plan, false, self.session, self.out).await {
+        match approve::approve_and_execute(&mut self.cx, plan, false).await {
             Ok(Executed::AlreadyDone) => Ok(ToolOutcome::ok(
                 format!("{id} had already been applied"),
                 json!({"status": "already_applied", "plan_id": id, "message": "the audit trail shows this plan already succeeded; nothing was run again"}),
@@ -330,7 +330,7 @@ impl ToolHost for KernelHost<'_> {
                 text.push_str(piece);
             }
         } else {
-            let handle = self.out.display(render::answer(
+            let handle = self.cx.out.display(render::answer(
                 piece,
                 &self.kind,
                 None,
@@ -354,6 +354,7 @@ impl ToolHost for KernelHost<'_> {
 
     fn tool_started(&mut self, call: &ToolCall) {
         let handle = self
+            .cx
             .out
             .display(render::tool_call(&call.name, &call.input, None));
         self.tools.push((call.id.clone(), handle));
@@ -376,7 +377,7 @@ impl ToolHost for KernelHost<'_> {
 
     fn tool_finished(&mut self, call: &ToolCall, outcome: &ToolOutcome) {
         if let Some((_, handle)) = self.tools.iter().rev().find(|(id, _)| *id == call.id) {
-            self.out.update(
+            self.cx.out.update(
                 handle,
                 render::tool_call(&call.name, &call.input, Some(outcome)),
             );
@@ -399,13 +400,13 @@ fn question_of(args: &AskArgs, body: Option<&str>) -> String {
 pub async fn run(
     args: AskArgs,
     body: Option<String>,
-    session: &mut Session,
-    out: &dyn Output,
+    cx: &mut Context<'_>,
 ) -> Result<(), MagicError> {
-    let lang = args.lang.unwrap_or(session.settings.lang);
+    let out = cx.out;
+    let lang = args.lang.unwrap_or(cx.settings().lang);
     let question = question_of(&args, body.as_deref());
     if args.new {
-        session.conversation.clear();
+        cx.session.conversation.clear();
     }
     if question.is_empty() {
         if args.new {
@@ -419,24 +420,23 @@ pub async fn run(
             "a question is required: %ask QUESTION, or %%ask with the question in the cell body",
         ));
     }
-    let (advisor, reason): (Arc<dyn Advisor>, String) = advisor_for(session, out).await?;
+    let (advisor, reason): (Arc<dyn Advisor>, String) = cx.advisor().await?;
     let Some(model) = advisor.bedrock_model() else {
         out.display(render::needs_model(&reason, lang));
         return Ok(());
     };
     let kind = advisor.kind();
     let config = AgentConfig {
-        system: prompts::agent_system(lang, session.settings.max_tool_rounds),
+        system: prompts::agent_system(lang, cx.settings().max_tool_rounds),
         tools: agent::tool_specs(ToolOptions {
-            knowledge_base: session.settings.kb.is_some(),
+            knowledge_base: cx.settings().kb.is_some(),
         }),
-        max_tool_rounds: session.settings.max_tool_rounds,
+        max_tool_rounds: cx.settings().max_tool_rounds,
     };
-    let history = session.conversation.clone();
+    let history = cx.session.conversation.clone();
     let model = Interruptible { model, out };
     let mut host = KernelHost {
-        session,
-        out,
+        cx: cx.reborrow(),
         lang,
         kind: kind.clone(),
         current: None,
@@ -486,7 +486,7 @@ pub async fn run(
                     out.display(bundle);
                 }
             }
-            host.session.conversation.extend(answer.turns);
+            host.cx.session.conversation.extend(answer.turns);
             Ok(())
         }
         Err(AgentError::Model { error, .. }) => {
@@ -505,6 +505,7 @@ pub async fn run(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::context::Session;
     use crate::magics::run_cell;
     use crate::output::recording::RecordingOutput;
     use runbook::settings::{BackendChoice, Settings};

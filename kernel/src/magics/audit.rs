@@ -5,10 +5,8 @@ use runbook::audit::{self, AuditReport};
 use runbook::plan::PlanId;
 use serde_json::json;
 
-use super::{ErrorKind, MagicError};
-use crate::output::Output;
+use crate::context::{Context, ErrorKind, MagicError};
 use crate::render::{Bundle, html};
-use crate::session::Session;
 
 /// Show the audit trail: who approved what, each action with its before/after state, rollbacks and finding updates
 #[derive(Debug, Parser)]
@@ -47,8 +45,8 @@ fn warnings(full: &AuditReport) -> Vec<String> {
     out
 }
 
-pub fn run(args: AuditArgs, session: &Session, out: &dyn Output) -> Result<(), MagicError> {
-    let path = &session.settings.audit_log;
+pub fn run(args: AuditArgs, cx: &Context<'_>) -> Result<(), MagicError> {
+    let path = &cx.settings().audit_log;
     let full = audit::read(path).map_err(|e| MagicError::new(ErrorKind::Audit, e.to_string()))?;
     let notes = warnings(&full);
     let mut report = full.clone();
@@ -123,7 +121,7 @@ pub fn run(args: AuditArgs, session: &Session, out: &dyn Output) -> Result<(), M
     }
     rich.push_str(&table.render());
     let unfinished: Vec<_> = full.unfinished_runs().into_iter().cloned().collect();
-    out.display(Bundle::html(
+    cx.out.display(Bundle::html(
         plain.trim_end().to_string(),
         rich,
         json!({

@@ -4,10 +4,8 @@ use clap::Parser;
 use runbook::settings::{SettingEntry, SettingKey};
 use serde_json::json;
 
-use super::MagicError;
-use crate::output::Output;
+use crate::context::{Context, MagicError, Output};
 use crate::render::{Bundle, html};
-use crate::session::Session;
 
 fn keys_help() -> String {
     let mut text = String::from("Settings (environment variable in brackets):\n");
@@ -80,12 +78,8 @@ fn show(entries: &[SettingEntry], changed: &[SettingKey], notes: &[String], out:
     ));
 }
 
-pub fn run(
-    args: ConfigArgs,
-    body: Option<&str>,
-    session: &mut Session,
-    out: &dyn Output,
-) -> Result<(), MagicError> {
+pub fn run(args: ConfigArgs, body: Option<&str>, cx: &mut Context<'_>) -> Result<(), MagicError> {
+    let (session, out) = (&mut *cx.session, cx.out);
     let body_items = body
         .unwrap_or("")
         .lines()
@@ -136,6 +130,7 @@ pub fn run(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::context::{ErrorKind, Session};
     use crate::magics::run_cell;
     use crate::output::recording::RecordingOutput;
     use runbook::settings::{Lang, Settings, Source};
@@ -165,7 +160,7 @@ mod tests {
         let err = run_cell("%config lang=ja backend=cloud", &mut s, &out)
             .await
             .unwrap_err();
-        assert_eq!(err.kind, crate::error::ErrorKind::Usage);
+        assert_eq!(err.kind, ErrorKind::Usage);
         assert!(
             err.evalue.contains("sandbox, aws or auto"),
             "{}",

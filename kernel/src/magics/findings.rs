@@ -3,14 +3,12 @@
 use clap::Parser;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use runbook::Severity;
-use runbook::cloud::{Connected, FetchProgress};
+use runbook::cloud::FetchProgress;
 use runbook::finding::{AccountId, ComplianceStatus, ControlId, FindingFilter, WorkflowStatus};
 use serde_json::json;
 
-use super::MagicError;
-use crate::output::{Output, cancellable};
+use crate::context::{Context, Listing, MagicError};
 use crate::render::{Bundle, findings as render, html};
-use crate::session::{Listing, Session};
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: u32 = 100_000;
@@ -121,19 +119,10 @@ fn progress_bundle(backend: &str, p: Option<FetchProgress>) -> Bundle {
     )
 }
 
-/// The backend for this session's settings; says so while it looks for credentials.
-pub async fn connect(session: &mut Session, out: &dyn Output) -> Result<Connected, MagicError> {
-    let connecting = session.clouds.get(&session.settings);
-    Ok(cancellable(out, connecting).await??)
-}
-
-pub async fn run(
-    args: FindingsArgs,
-    session: &mut Session,
-    out: &dyn Output,
-) -> Result<(), MagicError> {
+pub async fn run(args: FindingsArgs, cx: &mut Context<'_>) -> Result<(), MagicError> {
+    let out = cx.out;
     let filter = args.filter();
-    let connected = connect(session, out).await?;
+    let connected = cx.cloud().await?;
     let info = connected.describe();
     let source = format!("{} ({})", info.kind, info.region);
     let handle = out.display(progress_bundle(&source, None));
@@ -142,7 +131,9 @@ pub async fn run(
         last = Some(p);
         out.update(&handle, progress_bundle(&source, Some(p)));
     };
-    let fetched = cancellable(out, connected.cloud.get_findings(&filter, &mut report)).await;
+    let fetched = cx
+        .cancellable(connected.cloud.get_findings(&filter, &mut report))
+        .await;
     let findings = match fetched.and_then(|r| r.map_err(MagicError::from)) {
         Ok(findings) => findings,
         Err(error) => {
@@ -175,7 +166,7 @@ pub async fn run(
     if !findings.is_empty() {
         out.display(render::severity_chart(&findings));
     }
-    session.listing = Some(Listing {
+    cx.session.listing = Some(Listing {
         findings,
         filter,
         backend: info,
@@ -186,6 +177,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::Session;
     use crate::magics::run_cell;
     use crate::output::recording::RecordingOutput;
     use crate::render::Rich;

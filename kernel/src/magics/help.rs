@@ -3,8 +3,8 @@
 use clap::Parser;
 use serde_json::json;
 
-use super::{MAGICS, MagicError, find_magic, show_help, unknown_magic};
-use crate::output::Output;
+use super::{MAGICS, find_magic, show_help, unknown_magic};
+use crate::context::{Context, MagicError};
 use crate::render::{Bundle, html};
 
 /// List the magics with one-line summaries, or show one magic's help
@@ -15,7 +15,8 @@ pub struct HelpArgs {
     pub magic: Option<String>,
 }
 
-pub fn run(args: HelpArgs, out: &dyn Output) -> Result<(), MagicError> {
+pub fn run(args: HelpArgs, cx: &Context<'_>) -> Result<(), MagicError> {
+    let out = cx.out;
     if let Some(name) = args.magic {
         let name = name.trim_start_matches('%');
         let info = find_magic(name).ok_or_else(|| unknown_magic(name))?;

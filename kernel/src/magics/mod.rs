@@ -18,6 +18,7 @@ mod version;
 
 use clap::{ColorChoice, CommandFactory, FromArgMatches};
 
+use crate::context::Context;
 pub use crate::error::{ErrorKind, MagicError};
 use crate::output::Output;
 use crate::render::{Bundle, html};
@@ -435,25 +436,21 @@ pub fn parse_call(inv: &Invocation) -> Result<Parsed, MagicError> {
     })
 }
 
-async fn run_call(
-    call: MagicCall,
-    session: &mut Session,
-    out: &dyn Output,
-) -> Result<(), MagicError> {
+async fn run_call(call: MagicCall, cx: &mut Context<'_>) -> Result<(), MagicError> {
     match call {
-        MagicCall::Help(args) => help::run(args, out),
-        MagicCall::Findings(args) => findings::run(args, session, out).await,
-        MagicCall::Finding(args) => finding::run(args, session, out).await,
-        MagicCall::Summarize(args) => summarize::run(args, session, out).await,
-        MagicCall::Remediate(args, body) => remediate::run(args, body, session, out).await,
-        MagicCall::Approve(args) => approve::run(args, session, out).await,
-        MagicCall::Ask(args, body) => ask::run(args, body, session, out).await,
-        MagicCall::Kb(args) => kb::run(args, session, out).await,
-        MagicCall::Rollback(args) => rollback::run(args, session, out).await,
-        MagicCall::Audit(args) => audit::run(args, session, out),
-        MagicCall::Config(args, body) => config::run(args, body.as_deref(), session, out),
-        MagicCall::Version(args) => version::run(args, session, out),
-        MagicCall::Sleep(args) => sleep::run(args, out).await,
+        MagicCall::Help(args) => help::run(args, cx),
+        MagicCall::Findings(args) => findings::run(args, cx).await,
+        MagicCall::Finding(args) => finding::run(args, cx).await,
+        MagicCall::Summarize(args) => summarize::run(args, cx).await,
+        MagicCall::Remediate(args, body) => remediate::run(args, body, cx).await,
+        MagicCall::Approve(args) => approve::run(args, cx).await,
+        MagicCall::Ask(args, body) => ask::run(args, body, cx).await,
+        MagicCall::Kb(args) => kb::run(args, cx).await,
+        MagicCall::Rollback(args) => rollback::run(args, cx).await,
+        MagicCall::Audit(args) => audit::run(args, cx),
+        MagicCall::Config(args, body) => config::run(args, body.as_deref(), cx),
+        MagicCall::Version(args) => version::run(args, cx),
+        MagicCall::Sleep(args) => sleep::run(args, cx).await,
     }
 }
 
@@ -478,13 +475,14 @@ pub async fn run_cell(
         .iter()
         .map(parse_call)
         .collect::<Result<Vec<_>, _>>()?;
+    let mut cx = Context::new(session, out);
     for item in parsed {
         if out.cancellation().is_cancelled() {
             return Err(MagicError::interrupted());
         }
         match item {
             Parsed::Help(info, invoked) => show_help(info, &invoked, out),
-            Parsed::Call(call) => run_call(*call, session, out).await?,
+            Parsed::Call(call) => run_call(*call, &mut cx).await?,
         }
     }
     Ok(())

@@ -11,13 +11,8 @@ use serde_json::json;
 use runbook::audit::{AuditLog, AuditRecord};
 use runbook::execute;
 
-use super::finding::resolve;
-use super::findings::connect;
-use super::summarize::{StreamingDisplay, advisor_for, lang_parser};
-use super::{ErrorKind, MagicError};
-use crate::output::{Output, cancellable};
+use crate::context::{Context, ErrorKind, MagicError, StoredPlan, StreamingDisplay, lang_parser};
 use crate::render::plan as render;
-use crate::session::{Session, StoredPlan};
 
 /// Produce a typed, validated remediation plan, shown with its AWS CLI and Python equivalents (%%remediate: the body adds instructions)
 #[derive(Debug, Parser)]
@@ -33,12 +28,11 @@ pub struct RemediateArgs {
 pub async fn run(
     args: RemediateArgs,
     instructions: Option<String>,
-    session: &mut Session,
-    out: &dyn Output,
+    cx: &mut Context<'_>,
 ) -> Result<(), MagicError> {
-    let lang = args.lang.unwrap_or(session.settings.lang);
-    let finding = resolve(session, &args.reference, out).await?;
-    propose(finding, lang, instructions.as_deref(), session, out).await?;
+    let lang = args.lang.unwrap_or(cx.settings().lang);
+    let finding = cx.resolve(&args.reference).await?;
+    propose(cx, finding, lang, instructions.as_deref()).await?;
     Ok(())
 }
 
@@ -56,15 +50,15 @@ pub enum Proposed {
 /// The %remediate path, shared with %ask: asks the advisor, validates the plan,
 /// records it in the audit trail, stores it in the session and shows it.
 pub async fn propose(
+    cx: &mut Context<'_>,
     finding: runbook::finding::Finding,
     lang: Lang,
     instructions: Option<&str>,
-    session: &mut Session,
-    out: &dyn Output,
 ) -> Result<Proposed, MagicError> {
-    let connected = connect(session, out).await?;
-    let (advisor, _) = advisor_for(session, out).await?;
-    let policy = super::kb::consult(session, &finding, out).await?;
+    let out = cx.out;
+    let connected = cx.cloud().await?;
+    let (advisor, _) = cx.advisor().await?;
+    let policy = cx.consult(&finding).await?;
     let kind = advisor.kind();
     let waiting = match lang {
         Lang::En => format!("_Planning with {}…_", kind.label()),
@@ -73,18 +67,16 @@ pub async fn propose(
     let extra = json!({"finding_id": finding.id, "lang": lang.code()});
     let mut stream = StreamingDisplay::start(out, kind.clone(), extra, &waiting, "planning…");
     let mut on_text = |piece: &str| stream.push(piece);
-    let proposal = cancellable(
-        out,
-        advisor.remediate(
+    let proposal = cx
+        .cancellable(advisor.remediate(
             &finding,
             lang,
             instructions,
             connected.cloud.as_ref(),
             policy.as_ref(),
             &mut on_text,
-        ),
-    )
-    .await?;
+        ))
+        .await?;
     let proposal = match proposal {
         Ok(p) => p,
         Err(ProposalError::Catalog(CatalogError::NothingToDo(why))) => {
@@ -116,8 +108,8 @@ pub async fn propose(
         }
         Proposal::Plan { plan, usage } => {
             // The proposal is on the record before anyone can approve it.
-            let actor = cancellable(out, connected.cloud.caller_identity()).await??;
-            let recorded = AuditLog::open(&session.settings.audit_log)
+            let actor = cx.cancellable(connected.cloud.caller_identity()).await??;
+            let recorded = AuditLog::open(&cx.settings().audit_log)
                 .and_then(|mut log| log.append(AuditRecord::plan_proposed(&plan).by(actor)));
             if let Err(e) = recorded {
                 let error = MagicError::new(
@@ -129,8 +121,9 @@ pub async fn propose(
                 stream.show("", None, Some(&error.evalue));
                 return Err(error);
             }
-            let checks =
-                cancellable(out, execute::precheck_all(&plan, connected.cloud.as_ref())).await?;
+            let checks = cx
+                .cancellable(execute::precheck_all(&plan, connected.cloud.as_ref()))
+                .await?;
             stream.replace(crate::render::kb::with_policy(
                 render::plan(&plan, &checks, &kind, usage.as_ref()),
                 policy.as_ref(),
@@ -141,8 +134,8 @@ pub async fn propose(
                 plan: *plan,
                 finding,
             };
-            session.plans.insert(id.clone(), stored.clone());
-            session.last_plan = Some(id);
+            cx.session.plans.insert(id.clone(), stored.clone());
+            cx.session.last_plan = Some(id);
             Ok(Proposed::Plan(Box::new(stored)))
         }
     }

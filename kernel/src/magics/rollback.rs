@@ -7,11 +7,8 @@ use runbook::execute::{self, Undo};
 use runbook::plan::{PlanId, RemediationPlan};
 
 use super::approve::{approval, outcome_error};
-use super::findings::connect;
-use super::{ErrorKind, MagicError};
-use crate::output::{Output, cancellable};
+use crate::context::{Context, ErrorKind, MagicError, Session};
 use crate::render::approval as render;
-use crate::session::Session;
 
 /// Undo an executed plan: apply the recorded inverses, newest first, after you type the plan id
 #[derive(Debug, Parser)]
@@ -50,14 +47,11 @@ fn plan_of(
         })
 }
 
-pub async fn run(
-    args: RollbackArgs,
-    session: &mut Session,
-    out: &dyn Output,
-) -> Result<(), MagicError> {
-    let path = session.settings.audit_log.clone();
+pub async fn run(args: RollbackArgs, cx: &mut Context<'_>) -> Result<(), MagicError> {
+    let out = cx.out;
+    let path = cx.settings().audit_log.clone();
     let report = audit::read(&path).map_err(audit_error)?;
-    let plan = plan_of(session, &report, &args.plan)?;
+    let plan = plan_of(cx.session, &report, &args.plan)?;
     let undo: Vec<Undo> = audit::executed_actions(&report, &args.plan)
         .into_iter()
         .rev()
@@ -74,13 +68,13 @@ pub async fn run(
             args.plan
         )));
     }
-    let connected = connect(session, out).await?;
+    let connected = cx.cloud().await?;
     let cloud = connected.cloud.clone();
     let handle = out.display(render::rollback_request(&plan, &undo));
     let mut log = AuditLog::open(&path).map_err(audit_error)?;
-    let actor = cancellable(out, cloud.caller_identity()).await??;
+    let actor = cx.cancellable(cloud.caller_identity()).await??;
     log.set_actor(actor.clone());
-    match approval(args.yes, plan.id.as_str(), session, out).await {
+    match approval(cx, args.yes, plan.id.as_str()).await {
         Ok(how) => log
             .append(AuditRecord::approved(&plan).with_detail(format!("rollback: {how}")))
             .map_err(audit_error)?,

@@ -5,8 +5,7 @@ use std::time::Duration;
 use clap::Parser;
 use serde_json::json;
 
-use super::MagicError;
-use crate::output::{Output, cancellable};
+use crate::context::{Context, MagicError};
 use crate::render::{Bundle, html};
 
 const MAX_SECONDS: f64 = 3600.0;
@@ -54,7 +53,8 @@ fn progress(waited: f64, total: f64, done: bool) -> Bundle {
     )
 }
 
-pub async fn run(args: SleepArgs, out: &dyn Output) -> Result<(), MagicError> {
+pub async fn run(args: SleepArgs, cx: &Context<'_>) -> Result<(), MagicError> {
+    let out = cx.out;
     let total = Duration::from_secs_f64(args.seconds);
     let started = tokio::time::Instant::now();
     let handle = out.display(progress(0.0, args.seconds, false));
@@ -64,7 +64,7 @@ pub async fn run(args: SleepArgs, out: &dyn Output) -> Result<(), MagicError> {
             break;
         }
         let step = TICK.min(total - elapsed);
-        let slept = cancellable(out, tokio::time::sleep(step)).await;
+        let slept = cx.cancellable(tokio::time::sleep(step)).await;
         if let Err(e) = slept {
             let waited = started.elapsed().as_secs_f64();
             out.update(&handle, progress(waited, args.seconds, false));
@@ -83,7 +83,14 @@ pub async fn run(args: SleepArgs, out: &dyn Output) -> Result<(), MagicError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::context::{ErrorKind, Session};
     use crate::output::recording::RecordingOutput;
+    use runbook::settings::Settings;
+
+    async fn sleep(seconds: f64, out: &RecordingOutput) -> Result<(), MagicError> {
+        let mut session = Session::new(Settings::default(), Vec::new());
+        run(SleepArgs { seconds }, &Context::new(&mut session, out)).await
+    }
 
     #[test]
     fn seconds_range() {
@@ -96,7 +103,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn updates_one_display_until_done() {
         let out = RecordingOutput::new();
-        run(SleepArgs { seconds: 3.0 }, &out).await.unwrap();
+        sleep(3.0, &out).await.unwrap();
         assert_eq!(out.displays.lock().unwrap().len(), 1);
         assert!(out.updates.lock().unwrap().len() >= 3);
         assert_eq!(out.last_bundles()[0].json["done"], true);
@@ -106,7 +113,7 @@ mod tests {
     async fn interrupt_stops_it() {
         let out = RecordingOutput::new();
         out.token.cancel();
-        let err = run(SleepArgs { seconds: 30.0 }, &out).await.unwrap_err();
-        assert_eq!(err.kind, crate::error::ErrorKind::Interrupted);
+        let err = sleep(30.0, &out).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Interrupted);
     }
 }

@@ -3,22 +3,18 @@
 use clap::Parser;
 use serde_json::json;
 
-use super::MagicError;
-use crate::output::Output;
+use crate::context::{Context, MagicError};
 use crate::protocol::PROTOCOL_VERSION;
 use crate::render::{Bundle, html};
-use crate::session::Session;
 
 /// Show the kernel, library and protocol versions and the backend setting
 #[derive(Debug, Parser)]
 pub struct VersionArgs {}
 
-pub fn run(_args: VersionArgs, session: &Session, out: &dyn Output) -> Result<(), MagicError> {
+pub fn run(_args: VersionArgs, cx: &Context<'_>) -> Result<(), MagicError> {
     let kernel = env!("CARGO_PKG_VERSION");
     let library = runbook::VERSION;
-    let backend = session
-        .settings
-        .value(runbook::settings::SettingKey::Backend);
+    let backend = cx.settings().value(runbook::settings::SettingKey::Backend);
     let rows = [
         ("kernel", format!("runbook-kernel {kernel}")),
         ("library", format!("runbook {library}")),
@@ -34,7 +30,7 @@ pub fn run(_args: VersionArgs, session: &Session, out: &dyn Output) -> Result<()
     for (k, v) in &rows {
         table.row(vec![html::Cell::text(k), html::Cell::code(v)]);
     }
-    out.display(Bundle::html(
+    cx.out.display(Bundle::html(
         plain,
         table.render(),
         json!({"kernel": kernel, "library": library, "protocol": PROTOCOL_VERSION, "backend": backend}),
