@@ -14,7 +14,7 @@ use jupyter_zmq_client::KernelStdinConnection;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::magics::MagicError;
+use crate::error::MagicError;
 use crate::protocol::{Publisher, child_message, next_message};
 use crate::render::Bundle;
 

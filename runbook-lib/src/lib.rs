@@ -3,6 +3,7 @@
 
 pub mod advisor;
 pub mod agent;
+pub mod approval;
 pub mod audit;
 pub mod catalog;
 pub mod cloud;

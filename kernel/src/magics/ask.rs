@@ -15,10 +15,9 @@ use runbook::finding::{Finding, FindingFilter, FindingRef};
 use runbook::settings::Lang;
 use serde_json::{Value, json};
 
-use super::approve::{self, Executed, outcome_error};
-use super::remediate::{self, Proposed};
 use crate::context::{Context, DisplayHandle, ErrorKind, MagicError, Output, lang_parser};
 use crate::render::ask as render;
+use crate::workflow::{self, Executed, Proposed, outcome_error};
 
 /// Ask in plain language; the model reads live findings through tools and may propose a remediation, which runs only if you type its plan id (%%ask: the body is the question)
 #[derive(Debug, Parser)]
@@ -236,7 +235,7 @@ impl KernelHost<'_> {
             Ok(f) => f,
             Err(e) => return tool_error(e),
         };
-        let proposed = match remediate::propose(&mut self.cx, finding, self.lang, None).await {
+        let proposed = match workflow::propose(&mut self.cx, finding, self.lang, None).await {
             Ok(p) => p,
             Err(e) => return tool_error(e),
         };
@@ -273,7 +272,7 @@ impl KernelHost<'_> {
                 }),
             ));
         }
-        match approve::approve_and_execute(&mut self.cx, plan, false).await {
+        match workflow::approve_and_execute(&mut self.cx, plan, false).await {
             Ok(Executed::AlreadyDone) => Ok(ToolOutcome::ok(
                 format!("{id} had already been applied"),
                 json!({"status": "already_applied", "plan_id": id, "message": "the audit trail shows this plan already succeeded; nothing was run again"}),
@@ -306,12 +305,12 @@ impl KernelHost<'_> {
                     error.evalue
                 ))),
             },
-            Err(refused) if refused.kind == ErrorKind::NotApproved => Ok(ToolOutcome::ok(
+            Ok(Executed::Refused(why)) => Ok(ToolOutcome::ok(
                 format!("{id} denied by the user"),
                 json!({
                     "status": "denied",
                     "plan_id": id,
-                    "message": format!("denied by the user: nothing was changed ({})", refused.evalue),
+                    "message": format!("denied by the user: nothing was changed ({why})"),
                 }),
             )),
             Err(error) => tool_error(error),

@@ -1,19 +1,21 @@
 //! Magics: cell text -> [`split_cell`] -> [`parse_call`] (clap) -> a typed
-//! [`MagicCall`] -> its handler, which writes to an [`Output`].
+//! [`MagicCall`] -> its handler, which gets a [`Context`] (session and output).
+//! Each magic is one file; they share steps through `context` and `workflow`,
+//! never by importing each other (a test below checks).
 
-pub mod approve;
-pub mod ask;
+mod approve;
+mod ask;
 pub mod assist;
 mod audit;
 mod config;
-pub mod finding;
-pub mod findings;
+mod finding;
+mod findings;
 mod help;
-pub mod kb;
-pub mod remediate;
+mod kb;
+mod remediate;
 mod rollback;
 mod sleep;
-pub mod summarize;
+mod summarize;
 mod version;
 
 use clap::{ColorChoice, CommandFactory, FromArgMatches};
@@ -611,6 +613,76 @@ mod tests {
         assert_eq!(err.kind, ErrorKind::UnknownMagic);
         assert_eq!(s.settings.lang, Lang::En, "the first line did not run");
         assert!(out.last_bundles().is_empty());
+    }
+
+    /// The sibling modules of `magics/` a source file imports (through `super::`,
+    /// `super::super::` or `crate::magics::`, alone or in a `{...}` group).
+    fn imported_siblings(source: &str, siblings: &[String]) -> Vec<String> {
+        let mut found = Vec::new();
+        for prefix in ["crate::magics::", "super::"] {
+            for (at, _) in source.match_indices(prefix) {
+                let mut rest = &source[at + prefix.len()..];
+                while let Some(r) = rest.strip_prefix("super::") {
+                    rest = r;
+                }
+                let names: Vec<&str> = match rest.strip_prefix('{') {
+                    Some(group) => group
+                        .split('}')
+                        .next()
+                        .unwrap_or_default()
+                        .split(',')
+                        .collect(),
+                    None => vec![rest],
+                };
+                for name in names {
+                    let head: String = name
+                        .trim()
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    if siblings.contains(&head) && !found.contains(&head) {
+                        found.push(head);
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn no_magic_imports_another() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/magics");
+        let files: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+            .map(|p| {
+                let stem = p.file_stem().unwrap().to_string_lossy().to_string();
+                (stem, std::fs::read_to_string(&p).unwrap())
+            })
+            .filter(|(stem, _)| stem != "mod")
+            .collect();
+        let names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
+        assert!(names.len() >= 10, "the magic files were found: {names:?}");
+        for (name, source) in &files {
+            let others: Vec<String> = names.iter().filter(|n| *n != name).cloned().collect();
+            let imported = imported_siblings(source, &others);
+            assert!(
+                imported.is_empty(),
+                "magics/{name}.rs imports {imported:?}: shared steps belong in context.rs or workflow.rs"
+            );
+        }
+        // The check itself finds each form of import.
+        let names = ["approve".to_string(), "findings".to_string()];
+        for source in [
+            "use super::approve::approval;",
+            "use super::{MagicError, approve};",
+            "use crate::magics::{findings::connect, MagicError};",
+            "let x = super::super::approve::stored_plan(s, p);",
+        ] {
+            assert_eq!(imported_siblings(source, &names).len(), 1, "{source}");
+        }
+        assert!(imported_siblings("use super::{MagicError, run_cell};", &names).is_empty());
     }
 
     #[tokio::test]

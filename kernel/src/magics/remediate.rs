@@ -2,17 +2,11 @@
 //! against the finding, with its live state, rollback, permissions, CLI and Python.
 
 use clap::Parser;
-use runbook::advisor::{Proposal, ProposalError};
-use runbook::catalog::CatalogError;
 use runbook::finding::FindingRef;
 use runbook::settings::Lang;
-use serde_json::json;
 
-use runbook::audit::{AuditLog, AuditRecord};
-use runbook::execute;
-
-use crate::context::{Context, ErrorKind, MagicError, StoredPlan, StreamingDisplay, lang_parser};
-use crate::render::plan as render;
+use crate::context::{Context, MagicError, lang_parser};
+use crate::workflow;
 
 /// Produce a typed, validated remediation plan, shown with its AWS CLI and Python equivalents (%%remediate: the body adds instructions)
 #[derive(Debug, Parser)]
@@ -32,111 +26,6 @@ pub async fn run(
 ) -> Result<(), MagicError> {
     let lang = args.lang.unwrap_or(cx.settings().lang);
     let finding = cx.resolve(&args.reference).await?;
-    propose(cx, finding, lang, instructions.as_deref()).await?;
+    workflow::propose(cx, finding, lang, instructions.as_deref()).await?;
     Ok(())
-}
-
-/// What [`propose`] produced.
-#[derive(Debug, Clone)]
-pub enum Proposed {
-    /// A validated plan, on the audit trail and stored in the session.
-    Plan(Box<StoredPlan>),
-    /// Advice for a control the catalog does not cover (not executable).
-    Advice(String),
-    /// The finding needs no change.
-    NothingToDo(String),
-}
-
-/// The %remediate path, shared with %ask: asks the advisor, validates the plan,
-/// records it in the audit trail, stores it in the session and shows it.
-pub async fn propose(
-    cx: &mut Context<'_>,
-    finding: runbook::finding::Finding,
-    lang: Lang,
-    instructions: Option<&str>,
-) -> Result<Proposed, MagicError> {
-    let out = cx.out;
-    let connected = cx.cloud().await?;
-    let (advisor, _) = cx.advisor().await?;
-    let policy = cx.consult(&finding).await?;
-    let kind = advisor.kind();
-    let waiting = match lang {
-        Lang::En => format!("_Planning with {}…_", kind.label()),
-        Lang::Ja => format!("_{} で修復プランを作成しています…_", kind.label()),
-    };
-    let extra = json!({"finding_id": finding.id, "lang": lang.code()});
-    let mut stream = StreamingDisplay::start(out, kind.clone(), extra, &waiting, "planning…");
-    let mut on_text = |piece: &str| stream.push(piece);
-    let proposal = cx
-        .cancellable(advisor.remediate(
-            &finding,
-            lang,
-            instructions,
-            connected.cloud.as_ref(),
-            policy.as_ref(),
-            &mut on_text,
-        ))
-        .await?;
-    let proposal = match proposal {
-        Ok(p) => p,
-        Err(ProposalError::Catalog(CatalogError::NothingToDo(why))) => {
-            let text = match lang {
-                Lang::En => format!("Nothing to do: {why}"),
-                Lang::Ja => format!("対応不要: {why}"),
-            };
-            stream.show(&text, None, None);
-            return Ok(Proposed::NothingToDo(why));
-        }
-        Err(e) => {
-            let error: MagicError = e.into();
-            stream.show(&stream.text, None, Some(&error.evalue));
-            return Err(error);
-        }
-    };
-    match proposal {
-        Proposal::Advice {
-            markdown,
-            advisor,
-            usage,
-        } => {
-            stream.replace(crate::render::kb::with_policy(
-                render::advice(&markdown, &advisor, usage.as_ref(), lang),
-                policy.as_ref(),
-                lang,
-            ));
-            Ok(Proposed::Advice(markdown))
-        }
-        Proposal::Plan { plan, usage } => {
-            // The proposal is on the record before anyone can approve it.
-            let actor = cx.cancellable(connected.cloud.caller_identity()).await??;
-            let recorded = AuditLog::open(&cx.settings().audit_log)
-                .and_then(|mut log| log.append(AuditRecord::plan_proposed(&plan).by(actor)));
-            if let Err(e) = recorded {
-                let error = MagicError::new(
-                    ErrorKind::Audit,
-                    format!(
-                        "{e}; the plan was not stored (set %config audit_log=PATH to a writable file)"
-                    ),
-                );
-                stream.show("", None, Some(&error.evalue));
-                return Err(error);
-            }
-            let checks = cx
-                .cancellable(execute::precheck_all(&plan, connected.cloud.as_ref()))
-                .await?;
-            stream.replace(crate::render::kb::with_policy(
-                render::plan(&plan, &checks, &kind, usage.as_ref()),
-                policy.as_ref(),
-                lang,
-            ));
-            let id = plan.id.to_string();
-            let stored = StoredPlan {
-                plan: *plan,
-                finding,
-            };
-            cx.session.plans.insert(id.clone(), stored.clone());
-            cx.session.last_plan = Some(id);
-            Ok(Proposed::Plan(Box::new(stored)))
-        }
-    }
 }

@@ -2,13 +2,12 @@
 //! the same way as `%approve`.
 
 use clap::Parser;
-use runbook::audit::{self, AuditEvent, AuditJournal, AuditLog, AuditRecord};
-use runbook::execute::{self, Undo};
+use runbook::audit::{self, AuditEvent};
+use runbook::execute::Undo;
 use runbook::plan::{PlanId, RemediationPlan};
 
-use super::approve::{approval, outcome_error};
-use crate::context::{Context, ErrorKind, MagicError, Session};
-use crate::render::approval as render;
+use crate::context::{Context, MagicError, Session};
+use crate::workflow::{self, audit_error};
 
 /// Undo an executed plan: apply the recorded inverses, newest first, after you type the plan id
 #[derive(Debug, Parser)]
@@ -19,10 +18,6 @@ pub struct RollbackArgs {
     /// Approve without typing the plan id, for frontends without input (refused when approval=interactive)
     #[arg(long)]
     pub yes: bool,
-}
-
-fn audit_error(e: impl std::fmt::Display) -> MagicError {
-    MagicError::new(ErrorKind::Audit, format!("{e}; nothing was changed"))
 }
 
 /// The plan, from this session or from its `plan_proposed` record.
@@ -48,7 +43,6 @@ fn plan_of(
 }
 
 pub async fn run(args: RollbackArgs, cx: &mut Context<'_>) -> Result<(), MagicError> {
-    let out = cx.out;
     let path = cx.settings().audit_log.clone();
     let report = audit::read(&path).map_err(audit_error)?;
     let plan = plan_of(cx.session, &report, &args.plan)?;
@@ -68,36 +62,10 @@ pub async fn run(args: RollbackArgs, cx: &mut Context<'_>) -> Result<(), MagicEr
             args.plan
         )));
     }
-    let connected = cx.cloud().await?;
-    let cloud = connected.cloud.clone();
-    let handle = out.display(render::rollback_request(&plan, &undo));
-    let mut log = AuditLog::open(&path).map_err(audit_error)?;
-    let actor = cx.cancellable(cloud.caller_identity()).await??;
-    log.set_actor(actor.clone());
-    match approval(cx, args.yes, plan.id.as_str()).await {
-        Ok(how) => log
-            .append(AuditRecord::approved(&plan).with_detail(format!("rollback: {how}")))
-            .map_err(audit_error)?,
-        Err(refused) => {
-            log.append(AuditRecord::cancelled(
-                &plan,
-                format!("rollback: {}", refused.evalue),
-            ))
-            .map_err(audit_error)?;
-            out.update(&handle, render::refused(&plan, &refused.evalue));
-            return Err(refused);
-        }
-    }
-    out.set_critical(true);
-    let mut show =
-        |r: &execute::ExecutionReport| out.update(&handle, render::progress(&plan, r, &actor));
-    let result = {
-        let mut journal = AuditJournal::new(&mut log, &plan);
-        execute::rollback(&plan, &undo, cloud.as_ref(), &mut journal, &mut show).await
-    };
-    out.set_critical(false);
-    out.update(&handle, render::progress(&plan, &result, &actor));
-    match outcome_error(&result) {
+    match workflow::approve_and_roll_back(cx, &plan, &undo, args.yes)
+        .await?
+        .error()
+    {
         Some(error) => Err(error),
         None => Ok(()),
     }
