@@ -1,10 +1,12 @@
-"""The AWS backend's resource operations, through the real Rust code and the AWS
-SDK for Rust, against moto (EC2, GuardDuty, IAM, KMS, S3 Control, STS).
+"""The AWS backend's operations, through the real Rust code and the AWS SDK for
+Rust: resource operations against moto (EC2, GuardDuty, IAM, KMS, S3 Control,
+STS), finding updates against the project's Security Hub test server.
 
-The test seeds moto with boto3, runs the Rust integration test
+The moto test seeds moto with boto3, runs the Rust integration test
 runbook-lib/tests/aws_moto.rs (which drives `AwsCloud` through every operation
 and asserts the typed results), then checks with boto3 that moto's state really
-changed.
+changed. The Security Hub test runs runbook-lib/tests/aws_securityhub.rs and
+checks the BatchUpdateFindings requests the server received.
 
 The test binary is the one `cargo test --locked --workspace` (the Makefile's
 rust-checks) already built; without RUNBOOK_MOTO_URL it skips itself there.  It
@@ -30,6 +32,7 @@ boto3 = pytest.importorskip("boto3")
 
 from aws_seed import moto_client  # noqa: E402
 from servers.moto import MOTO_ACCOUNT, MotoServer  # noqa: E402
+from servers.securityhub import SecurityHubServer, make_findings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TARGET_DIR = Path.home() / ".cache" / "security-runbook" / "target"
@@ -95,8 +98,8 @@ def open_rules(ec2: Any, group: str) -> dict[str, str]:
     }
 
 
-def aws_moto_binary() -> str:
-    """The aws_moto test executable of `cargo test --locked --workspace`."""
+def rust_test_binary(name: str) -> str:
+    """The `name` integration test executable of `cargo test --locked --workspace`."""
     cargo = shutil.which("cargo")
     if cargo is None:
         pytest.skip("cargo is not installed")
@@ -113,16 +116,16 @@ def aws_moto_binary() -> str:
         target = message.get("target") or {}
         if (
             message.get("reason") == "compiler-artifact"
-            and target.get("name") == "aws_moto"
+            and target.get("name") == name
             and target.get("kind") == ["test"]
             and message.get("executable")
         ):
             return message["executable"]
-    raise AssertionError("cargo built no aws_moto test executable:\n" + done.stderr[-4000:])
+    raise AssertionError(f"cargo built no {name} test executable:\n" + done.stderr[-4000:])
 
 
-def run_rust_test(env: dict[str, str]) -> str:
-    binary = aws_moto_binary()
+def run_rust_test(env: dict[str, str], name: str = "aws_moto", skipped: str = "RUNBOOK_MOTO_URL") -> str:
+    binary = rust_test_binary(name)
     done = subprocess.run(
         [binary, "--nocapture", "--test-threads=1"],
         cwd=ROOT / "runbook-lib",  # where cargo runs an integration test
@@ -130,7 +133,7 @@ def run_rust_test(env: dict[str, str]) -> str:
     )  # fmt: skip
     output = done.stdout + done.stderr
     assert done.returncode == 0, f"{binary} failed ({done.returncode}):\n{output[-8000:]}"
-    assert "skipped: RUNBOOK_MOTO_URL not set" not in output
+    assert f"skipped: {skipped} not set" not in output
     assert "test result: ok. 1 passed" in output, output[-4000:]
     return done.stdout
 
@@ -191,3 +194,33 @@ def test_aws_resource_operations_change_moto(moto: MotoServer) -> None:
     # KMS: rotation turned on (after an on/off round trip).
     kms = client(moto, "kms")
     assert kms.get_key_rotation_status(KeyId=ids["RUNBOOK_MOTO_KEY_ID"])["KeyRotationEnabled"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(CARGO_TIMEOUT + RUST_TEST_TIMEOUT + 60)
+def test_aws_finding_updates_go_in_calls_of_a_hundred(tmp_path: Path) -> None:
+    """One rule for both backends (runbook::cloud::FindingUpdate): more than 100
+    findings are batched, a note of 512 characters goes whole, a longer one and an
+    empty list are refused before any request, a blank note is left out."""
+    findings = make_findings(250)
+    ids = [{"id": f["Id"], "product_arn": f["ProductArn"]} for f in findings]
+    ids_file = tmp_path / "ids.json"
+    ids_file.write_text(json.dumps(ids), encoding="utf-8")
+    with SecurityHubServer(findings=findings, rate=None) as hub:
+        env = {"RUNBOOK_SECURITYHUB_URL": hub.url, "RUNBOOK_SECURITYHUB_IDS": str(ids_file)}
+        stdout = run_rust_test(env, name="aws_securityhub", skipped="RUNBOOK_SECURITYHUB_URL")
+        assert "securityhub-result: done" in stdout
+        updates = hub.requests_for("BatchUpdateFindings")
+        stored = {f["Id"]: f for f in hub.findings()}
+    assert [r.status for r in updates] == [200] * 4, [(r.status, r.error_type) for r in updates]
+    assert [len(r.body["FindingIdentifiers"]) for r in updates] == [100, 100, 50, 1]
+    sent = [i["Id"] for r in updates[:3] for i in r.body["FindingIdentifiers"]]
+    assert sent == [i["id"] for i in ids], "every finding once, in order"
+    note = "対" * 512
+    assert all(r.body["Note"]["Text"] == note for r in updates[:3])
+    assert all(r.body["Workflow"] == {"Status": "NOTIFIED"} for r in updates[:3])
+    assert "Note" not in updates[3].body, "a blank note is no note"
+    assert updates[3].body["Workflow"] == {"Status": "RESOLVED"}
+    assert all(stored[i["id"]]["Note"]["Text"] == note for i in ids)
+    assert stored[ids[0]["id"]]["Workflow"]["Status"] == "RESOLVED"
+    assert stored[ids[-1]["id"]]["Workflow"]["Status"] == "NOTIFIED"

@@ -161,7 +161,8 @@ pub trait Cloud: Send + Sync {
         progress: &mut ProgressFn<'_>,
     ) -> Result<Vec<Finding>, CloudError>;
 
-    /// Sets the workflow status (and a note, if not empty) on findings, as BatchUpdateFindings.
+    /// Sets the workflow status (and a note, if not blank) on findings, as
+    /// BatchUpdateFindings, after checking them with [`FindingUpdate::new`].
     async fn update_findings(
         &self,
         ids: &[FindingIdentifier],
@@ -279,8 +280,100 @@ pub fn select(findings: impl IntoIterator<Item = Finding>, filter: &FindingFilte
     out
 }
 
-/// Largest note BatchUpdateFindings accepts.
+/// Largest note BatchUpdateFindings accepts, in characters (Note.Text: 1 to 512).
 pub const MAX_NOTE_CHARS: usize = 512;
 
-/// Largest batch BatchUpdateFindings accepts.
+/// Most findings one BatchUpdateFindings call accepts ("up to 100 findings at a time").
 pub const MAX_UPDATE_BATCH: usize = 100;
+
+/// A finding update checked against Security Hub's limits, the one rule both
+/// backends apply before [`Cloud::update_findings`] changes anything: at least one
+/// finding, sent in calls of at most [`MAX_UPDATE_BATCH`] (AWS takes any number
+/// that way, so more is batched, not refused); a note of at most
+/// [`MAX_NOTE_CHARS`] characters, refused rather than cut so no one's words are
+/// lost; a blank note is no note (the API's Note.Text must hold a non-space).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindingUpdate<'a> {
+    ids: &'a [FindingIdentifier],
+    pub workflow: WorkflowStatus,
+    /// The note as given, or None when it was empty or blank.
+    pub note: Option<&'a str>,
+}
+
+impl<'a> FindingUpdate<'a> {
+    pub fn new(
+        ids: &'a [FindingIdentifier],
+        workflow: WorkflowStatus,
+        note: &'a str,
+    ) -> Result<FindingUpdate<'a>, CloudError> {
+        if ids.is_empty() {
+            return Err(CloudError::InvalidInput(
+                "no findings given to update; accepted: 1 or more finding identifiers".to_string(),
+            ));
+        }
+        let chars = note.chars().count();
+        if chars > MAX_NOTE_CHARS {
+            return Err(CloudError::InvalidInput(format!(
+                "a finding note holds at most {MAX_NOTE_CHARS} characters; this one has {chars}"
+            )));
+        }
+        let note = Some(note).filter(|n| !n.trim().is_empty());
+        Ok(FindingUpdate {
+            ids,
+            workflow,
+            note,
+        })
+    }
+
+    /// The findings, one slice per BatchUpdateFindings call.
+    pub fn batches(&self) -> std::slice::Chunks<'a, FindingIdentifier> {
+        self.ids.chunks(MAX_UPDATE_BATCH)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: usize) -> Vec<FindingIdentifier> {
+        (0..n)
+            .map(|i| FindingIdentifier {
+                id: format!("finding-{i}"),
+                product_arn: "arn:aws:securityhub:us-east-1::product/aws/securityhub".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn finding_updates_are_batched_by_a_hundred() {
+        let many = ids(250);
+        let update = FindingUpdate::new(&many, WorkflowStatus::Resolved, "done").unwrap();
+        let sizes: Vec<usize> = update.batches().map(<[_]>::len).collect();
+        assert_eq!(sizes, [100, 100, 50]);
+        let one = ids(1);
+        let update = FindingUpdate::new(&one, WorkflowStatus::Resolved, "done").unwrap();
+        assert_eq!(update.batches().count(), 1);
+        let err = FindingUpdate::new(&[], WorkflowStatus::Resolved, "done").unwrap_err();
+        assert!(matches!(err, CloudError::InvalidInput(m) if m.contains("1 or more")));
+    }
+
+    #[test]
+    fn notes_are_counted_in_characters_and_never_cut() {
+        let one = ids(1);
+        let at_limit = "修".repeat(MAX_NOTE_CHARS);
+        let update = FindingUpdate::new(&one, WorkflowStatus::Resolved, &at_limit).unwrap();
+        assert_eq!(update.note, Some(at_limit.as_str()), "kept whole");
+        let over = "x".repeat(MAX_NOTE_CHARS + 1);
+        let err = FindingUpdate::new(&one, WorkflowStatus::Resolved, &over).unwrap_err();
+        assert!(
+            err.to_string().contains("512") && err.to_string().contains("513"),
+            "{err}"
+        );
+        for blank in ["", "  \n\t"] {
+            let update = FindingUpdate::new(&one, WorkflowStatus::Notified, blank).unwrap();
+            assert_eq!(update.note, None, "{blank:?} is no note");
+        }
+        let padded = FindingUpdate::new(&one, WorkflowStatus::Notified, " kept as given ").unwrap();
+        assert_eq!(padded.note, Some(" kept as given "));
+    }
+}

@@ -10,8 +10,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AccountInfo, BackendInfo, BackendKind, Cloud, CloudError, FetchProgress, MAX_NOTE_CHARS,
-    MAX_UPDATE_BATCH, ProgressFn, Target, UnprocessedFinding, UpdateOutcome,
+    AccountInfo, BackendInfo, BackendKind, Cloud, CloudError, FetchProgress, FindingUpdate,
+    ProgressFn, Target, UnprocessedFinding, UpdateOutcome,
 };
 use crate::finding::{Finding, FindingFilter, FindingIdentifier, Note, WorkflowStatus};
 
@@ -286,59 +286,43 @@ impl Sandbox {
         workflow: WorkflowStatus,
         note: &str,
     ) -> Result<UpdateOutcome, CloudError> {
-        if ids.is_empty() {
-            return Err(CloudError::InvalidInput(
-                "no findings given to update".to_string(),
-            ));
-        }
-        if ids.len() > MAX_UPDATE_BATCH {
-            return Err(CloudError::InvalidInput(format!(
-                "at most {MAX_UPDATE_BATCH} findings per update, got {}",
-                ids.len()
-            )));
-        }
-        let note = note.trim();
-        if note.chars().count() > MAX_NOTE_CHARS {
-            return Err(CloudError::InvalidInput(format!(
-                "a note has at most {MAX_NOTE_CHARS} characters, got {}",
-                note.chars().count()
-            )));
-        }
+        let update = FindingUpdate::new(ids, workflow, note)?;
         let mut inner = self.lock();
-        let now = inner.tick();
         let evals = inner.refresh();
         let mut outcome = UpdateOutcome::default();
-        for ident in ids {
-            let exists = evals
-                .iter()
-                .any(|e| e.finding_id() == ident.id && e.product_arn() == ident.product_arn);
-            if !exists {
-                outcome.unprocessed.push(UnprocessedFinding {
-                    finding: ident.clone(),
-                    error_code: "FindingNotFound".to_string(),
-                    error_message: "no finding with this Id and ProductArn".to_string(),
-                });
-                continue;
+        // One batch stands for one BatchUpdateFindings call, with its own time.
+        for batch in update.batches() {
+            let now = inner.tick();
+            for ident in batch {
+                let exists = evals
+                    .iter()
+                    .any(|e| e.finding_id() == ident.id && e.product_arn() == ident.product_arn);
+                if !exists {
+                    outcome.unprocessed.push(UnprocessedFinding {
+                        finding: ident.clone(),
+                        error_code: "FindingNotFound".to_string(),
+                        error_message: "no finding with this Id and ProductArn".to_string(),
+                    });
+                    continue;
+                }
+                let note = match update.note {
+                    None => inner.workflow.get(&ident.id).and_then(|r| r.note.clone()),
+                    Some(text) => Some(Note {
+                        text: text.to_string(),
+                        updated_by: Some(UPDATED_BY.to_string()),
+                        updated_at: Some(now),
+                    }),
+                };
+                inner.workflow.insert(
+                    ident.id.clone(),
+                    WorkflowRecord {
+                        status: update.workflow,
+                        note,
+                        updated_at: now,
+                    },
+                );
+                outcome.processed.push(ident.clone());
             }
-            let previous_note = inner.workflow.get(&ident.id).and_then(|r| r.note.clone());
-            let note = if note.is_empty() {
-                previous_note
-            } else {
-                Some(Note {
-                    text: note.to_string(),
-                    updated_by: Some(UPDATED_BY.to_string()),
-                    updated_at: Some(now),
-                })
-            };
-            inner.workflow.insert(
-                ident.id.clone(),
-                WorkflowRecord {
-                    status: workflow,
-                    note,
-                    updated_at: now,
-                },
-            );
-            outcome.processed.push(ident.clone());
         }
         Ok(outcome)
     }
@@ -809,8 +793,8 @@ mod tests {
         assert_eq!(note.updated_by.as_deref(), Some(UPDATED_BY));
         assert_eq!(note.updated_at, Some(sb.now()));
 
-        // Resolving it hides it from the default listing; an empty note keeps the old one.
-        block_on(sb.update_findings(&[f.identifier()], WorkflowStatus::Resolved, "")).unwrap();
+        // Resolving it hides it from the default listing; a blank note keeps the old one.
+        block_on(sb.update_findings(&[f.identifier()], WorkflowStatus::Resolved, " \n")).unwrap();
         let rec = sb.workflow_record(&f.id).unwrap();
         assert_eq!(rec.status, WorkflowStatus::Resolved);
         assert_eq!(rec.note.unwrap().text, "Assigned to the app team");
@@ -822,10 +806,37 @@ mod tests {
 
         let err = block_on(sb.update_findings(&[], WorkflowStatus::New, "x")).unwrap_err();
         assert!(matches!(err, CloudError::InvalidInput(_)));
-        let long = "x".repeat(MAX_NOTE_CHARS + 1);
+        let long = "x".repeat(crate::cloud::MAX_NOTE_CHARS + 1);
         let err = block_on(sb.update_findings(&[f.identifier()], WorkflowStatus::New, &long))
             .unwrap_err();
         assert!(err.to_string().contains("512"), "{err}");
+    }
+
+    /// The same rule as AWS (FindingUpdate): more than a hundred findings are
+    /// updated in batches, not refused; a note is stored as given.
+    #[test]
+    fn update_findings_takes_more_than_a_hundred() {
+        let sb = Sandbox::new();
+        let all = sb.all_findings().unwrap();
+        let f = find(&all, "EC2.13", BASTION);
+        let mut ids: Vec<FindingIdentifier> = (0..crate::cloud::MAX_UPDATE_BATCH + 50)
+            .map(|i| FindingIdentifier {
+                id: format!("missing-{i}"),
+                product_arn: f.product_arn.clone(),
+            })
+            .collect();
+        ids.push(f.identifier());
+        let out =
+            block_on(sb.update_findings(&ids, WorkflowStatus::Notified, " Assigned ")).unwrap();
+        assert_eq!(
+            out.processed,
+            vec![f.identifier()],
+            "the last batch ran too"
+        );
+        assert_eq!(out.unprocessed.len(), 150);
+        let rec = sb.workflow_record(&f.id).unwrap();
+        assert_eq!(rec.status, WorkflowStatus::Notified);
+        assert_eq!(rec.note.unwrap().text, " Assigned ", "as AWS stores it");
     }
 
     #[test]

@@ -19,8 +19,8 @@ use aws_sdk_securityhub::types::{
 };
 
 use crate::cloud::{
-    BackendInfo, BackendKind, Cloud, CloudError, FetchProgress, MAX_NOTE_CHARS, MAX_UPDATE_BATCH,
-    ProgressFn, Target, UnprocessedFinding, UpdateOutcome, select,
+    BackendInfo, BackendKind, Cloud, CloudError, FetchProgress, FindingUpdate, ProgressFn, Target,
+    UnprocessedFinding, UpdateOutcome, select,
 };
 use crate::finding::{Finding, FindingFilter, FindingIdentifier, WorkflowStatus};
 use crate::resources::{
@@ -349,14 +349,9 @@ impl Cloud for AwsCloud {
         workflow: WorkflowStatus,
         note: &str,
     ) -> Result<UpdateOutcome, CloudError> {
-        let note_chars = note.chars().count();
-        if note_chars > MAX_NOTE_CHARS {
-            return Err(CloudError::InvalidInput(format!(
-                "a finding note holds at most {MAX_NOTE_CHARS} characters; this one has {note_chars}"
-            )));
-        }
+        let update = FindingUpdate::new(ids, workflow, note)?;
         let mut outcome = UpdateOutcome::default();
-        for batch in ids.chunks(MAX_UPDATE_BATCH) {
+        for batch in update.batches() {
             let identifiers = batch
                 .iter()
                 .map(|f| {
@@ -372,10 +367,10 @@ impl Cloud for AwsCloud {
                 .set_finding_identifiers(Some(identifiers))
                 .workflow(
                     WorkflowUpdate::builder()
-                        .status(workflow.label().into())
+                        .status(update.workflow.label().into())
                         .build(),
                 );
-            if !note.is_empty() {
+            if let Some(note) = update.note {
                 let note = NoteUpdate::builder()
                     .text(note)
                     .updated_by(UPDATED_BY)
