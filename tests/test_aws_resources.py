@@ -211,7 +211,7 @@ def test_aws_finding_updates_go_in_calls_of_a_hundred(tmp_path: Path) -> None:
         stdout = run_rust_test(env, name="aws_securityhub", skipped="RUNBOOK_SECURITYHUB_URL")
         assert "securityhub-result: done" in stdout
         updates = hub.requests_for("BatchUpdateFindings")
-        stored = {f["Id"]: f for f in hub.findings()}
+        stored = {f["Id"]: f for f in hub.findings}
     assert [r.status for r in updates] == [200] * 4, [(r.status, r.error_type) for r in updates]
     assert [len(r.body["FindingIdentifiers"]) for r in updates] == [100, 100, 50, 1]
     sent = [i["Id"] for r in updates[:3] for i in r.body["FindingIdentifiers"]]

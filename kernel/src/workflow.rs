@@ -229,7 +229,7 @@ fn approval_error(e: ApprovalError) -> MagicError {
 
 /// Opens the record of an approval: the audit log and who is acting.
 pub async fn open_approval<'p>(
-    cx: &mut Context<'_>,
+    cx: &Context<'_>,
     plan: &'p RemediationPlan,
     cloud: &dyn runbook::cloud::Cloud,
 ) -> Result<Approval<'p>, MagicError> {
