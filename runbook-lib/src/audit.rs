@@ -38,8 +38,10 @@ use crate::finding::{AccountId, FindingIdentifier};
 use crate::plan::{Action, Applied, PlanId, RemediationPlan};
 
 mod chain;
+mod sink;
 
 pub use chain::{BreakKind, ChainBreak, ChainReport, line_hash, verify};
+pub use sink::CloudWatchSink;
 
 /// The actor recorded for runs against the in-memory sandbox.
 pub const SANDBOX_ACTOR: &str = "sandbox";
@@ -493,6 +495,10 @@ pub enum AuditError {
     Sync { path: PathBuf, source: io::Error },
     #[error("cannot read the audit log {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
+    #[error(
+        "the audit record was written to {path}, but its off-machine copy failed, so the run stops here: {message}"
+    )]
+    Sink { path: PathBuf, message: String },
     #[error("cannot serialise an audit record: {0}")]
     Serialize(serde_json::Error),
 }
@@ -509,6 +515,7 @@ pub struct AuditLog {
     session: Option<String>,
     last_seq: Option<u64>,
     tightened: Option<String>,
+    sink: Option<std::sync::Arc<CloudWatchSink>>,
     #[cfg(test)]
     syncs: u64,
 }
@@ -628,6 +635,7 @@ impl AuditLog {
             session: None,
             last_seq: None,
             tightened,
+            sink: None,
             #[cfg(test)]
             syncs: 0,
         })
@@ -659,6 +667,12 @@ impl AuditLog {
 
     pub fn with_session(mut self, session: impl Into<String>) -> AuditLog {
         self.set_session(session);
+        self
+    }
+
+    /// Every record is also copied there, after the local fsync, before `append` returns.
+    pub fn with_sink(mut self, sink: Option<std::sync::Arc<CloudWatchSink>>) -> AuditLog {
+        self.sink = sink;
         self
     }
 
@@ -723,6 +737,14 @@ impl AuditLog {
             self.syncs += 1;
         }
         self.last_seq = Some(record.seq);
+        drop(_lock);
+        if let Some(sink) = &self.sink {
+            sink.send(record.at, &line)
+                .map_err(|message| AuditError::Sink {
+                    path: self.path.clone(),
+                    message,
+                })?;
+        }
         Ok(())
     }
 

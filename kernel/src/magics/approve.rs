@@ -3,7 +3,7 @@
 //! the audit trail before the next one starts.
 
 use clap::Parser;
-use runbook::audit::{self, AuditJournal, AuditLog, AuditRecord, PlanStatus};
+use runbook::audit::{self, AuditJournal, AuditRecord, PlanStatus};
 use runbook::execute::{self, ExecutionReport, Outcome};
 use runbook::plan::PlanId;
 use runbook::settings::{ApprovalMode, Lang};
@@ -191,7 +191,7 @@ async fn dry_run(
     let path = session.settings.audit_log.clone();
     audit::read(&path).map_err(audit_error)?;
     let handle = out.display(render::request(plan, true));
-    let mut log = AuditLog::open(&path).map_err(audit_error)?;
+    let mut log = session.open_audit_log().map_err(audit_error)?;
     let actor = cancellable(out, cloud.caller_identity()).await??;
     log.set_actor(actor);
     let checks = cancellable(out, execute::precheck_all(plan, cloud.as_ref())).await?;
@@ -242,7 +242,7 @@ pub async fn approve_and_execute(
         return Ok(Executed::AlreadyDone);
     }
     let handle = out.display(render::request(plan, false));
-    let mut log = AuditLog::open(&path).map_err(audit_error)?;
+    let mut log = session.open_audit_log().map_err(audit_error)?;
     let actor = cancellable(out, cloud.caller_identity()).await??;
     log.set_actor(actor.clone());
 

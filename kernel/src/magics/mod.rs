@@ -555,6 +555,9 @@ pub async fn run_cell(
 }
 
 #[cfg(test)]
+mod hostile_input;
+
+#[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use runbook::finding::FindingRef;
 use runbook::settings::Lang;
 use serde_json::json;
 
-use runbook::audit::{AuditLog, AuditRecord};
+use runbook::audit::AuditRecord;
 use runbook::execute;
 
 use super::MagicError;
@@ -138,8 +138,10 @@ pub async fn propose(
         Proposal::Plan { plan, usage } => {
             // The proposal is on the record before anyone can approve it.
             let actor = cancellable(out, connected.cloud.caller_identity()).await??;
-            let recorded = AuditLog::open(&session.settings.audit_log)
-                .and_then(|mut log| log.append(AuditRecord::plan_proposed(&plan).by(actor)));
+            let recorded = session.open_audit_log().and_then(|mut log| {
+                log.append(AuditRecord::plan_proposed(&plan).by(actor))
+                    .map_err(|e| e.to_string())
+            });
             if let Err(e) = recorded {
                 let error = MagicError::new(
                     AUDIT_ERROR,

@@ -2,7 +2,7 @@
 //! the same way as `%approve`.
 
 use clap::Parser;
-use runbook::audit::{self, AuditEvent, AuditJournal, AuditLog, AuditRecord};
+use runbook::audit::{self, AuditEvent, AuditJournal, AuditRecord};
 use runbook::execute::{self, Undo};
 use runbook::plan::{PlanId, RemediationPlan};
 
@@ -77,7 +77,7 @@ pub async fn run(
     let connected = connect(session, out).await?;
     let cloud = connected.cloud.clone();
     let handle = out.display(render::rollback_request(&plan, &undo));
-    let mut log = AuditLog::open(&path).map_err(audit_error)?;
+    let mut log = session.open_audit_log().map_err(audit_error)?;
     let actor = cancellable(out, cloud.caller_identity()).await??;
     log.set_actor(actor.clone());
     match approval(args.yes, plan.id.as_str(), session, out).await {
