@@ -60,10 +60,12 @@ pub enum AuditEvent {
     FindingUpdated,
     RunFinished,
     DryRun,
+    /// `%recover`: an action found already applied, so not applied again.
+    ActionSkipped,
 }
 
 impl AuditEvent {
-    pub const ALL: [AuditEvent; 10] = [
+    pub const ALL: [AuditEvent; 11] = [
         AuditEvent::PlanProposed,
         AuditEvent::Approved,
         AuditEvent::Cancelled,
@@ -74,6 +76,7 @@ impl AuditEvent {
         AuditEvent::FindingUpdated,
         AuditEvent::RunFinished,
         AuditEvent::DryRun,
+        AuditEvent::ActionSkipped,
     ];
 
     /// The snake_case name written in the file, e.g. `action_started`.
@@ -89,6 +92,7 @@ impl AuditEvent {
             AuditEvent::FindingUpdated => "finding_updated",
             AuditEvent::RunFinished => "run_finished",
             AuditEvent::DryRun => "dry_run",
+            AuditEvent::ActionSkipped => "action_skipped",
         }
     }
 }
@@ -999,6 +1003,7 @@ fn scan<'a>(records: impl IntoIterator<Item = &'a AuditRecord>) -> Scan<'a> {
             AuditEvent::ActionStarted
             | AuditEvent::ActionFinished
             | AuditEvent::ActionFailed
+            | AuditEvent::ActionSkipped
             | AuditEvent::RolledBack => {
                 if !s.in_run {
                     s.in_run = true;
@@ -1047,6 +1052,10 @@ fn scan<'a>(records: impl IntoIterator<Item = &'a AuditRecord>) -> Scan<'a> {
                     }
                     AuditEvent::ActionFailed => {
                         s.open.remove(&i);
+                    }
+                    AuditEvent::ActionSkipped => {
+                        s.open.remove(&i);
+                        s.run_finished_actions += 1;
                     }
                     _ => {
                         s.open.remove(&i);
@@ -1187,6 +1196,16 @@ impl<'a> AuditJournal<'a> {
                 error,
             } => AuditRecord::findings_updated(plan, findings, note, error.as_deref()),
             JournalEvent::RunFinished { outcome } => AuditRecord::run_finished(plan, outcome),
+            JournalEvent::ActionSkipped {
+                index,
+                action,
+                reason,
+            } => {
+                let mut r = AuditRecord::new(AuditEvent::ActionSkipped, plan);
+                r.action = Some(ActionRef::of(index, action));
+                r.detail = Some(reason.to_string());
+                r
+            }
         }
     }
 }

@@ -1,0 +1,358 @@
+//! Recovery after a run died part-way (a killed kernel): classify every action of
+//! the plan from the audit trail and live prechecks, then either finish the
+//! actions not applied yet or roll back those applied. Nothing is applied twice:
+//! an action whose live state already matches is recorded as skipped.
+
+use serde::Serialize;
+
+use crate::audit::{self, AuditReport, PlanStatus};
+use crate::cloud::Cloud;
+use crate::execute::{
+    self, ExecutionReport, Journal, JournalEvent, Outcome, StepReport, StepState, Undo,
+};
+use crate::finding::WorkflowStatus;
+use crate::plan::{Precheck, RemediationPlan};
+
+/// What the live state says about one action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "live", rename_all = "snake_case")]
+pub enum LiveState {
+    /// The live state already matches the action's target.
+    Applied,
+    /// The live state is still what the plan was made from.
+    NotApplied,
+    /// Drifted from the plan, or unreadable: neither finishing nor undoing is safe.
+    Unknown { detail: String },
+}
+
+/// What the audit trail says about one action in the last run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrailState {
+    /// `action_finished` and not rolled back since.
+    Finished,
+    /// `action_started` with nothing after it: in flight when the run died.
+    InFlight,
+    /// No record of it in the unfinished run.
+    NotStarted,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionStatus {
+    pub index: usize,
+    pub action: String,
+    pub description: String,
+    pub trail: TrailState,
+    #[serde(flatten)]
+    pub live: LiveState,
+    pub precheck: Option<Precheck>,
+}
+
+/// Every action of a plan whose run never finished, classified.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recovery {
+    pub plan_id: String,
+    pub actions: Vec<ActionStatus>,
+}
+
+impl Recovery {
+    pub fn unknown(&self) -> Vec<&ActionStatus> {
+        self.actions
+            .iter()
+            .filter(|a| matches!(a.live, LiveState::Unknown { .. }))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecoverError {
+    #[error(
+        "{plan_id} has no unfinished run in the audit trail (its status: {status}); there is nothing to recover"
+    )]
+    NothingToRecover { plan_id: String, status: String },
+    #[error("{plan_id} cannot be recovered automatically: {detail}; check these resources by hand")]
+    Unknown { plan_id: String, detail: String },
+}
+
+/// Classifies every action of `plan` from the trail and `prechecks` (one per
+/// action, from [`execute::precheck_all`]). Errors when the trail shows no
+/// unfinished run of the plan.
+pub fn classify(
+    plan: &RemediationPlan,
+    trail: &AuditReport,
+    prechecks: Vec<Result<Precheck, String>>,
+) -> Result<Recovery, RecoverError> {
+    let status = audit::plan_status(trail, &plan.id);
+    let PlanStatus::Running { unfinished } = &status else {
+        return Err(RecoverError::NothingToRecover {
+            plan_id: plan.id.to_string(),
+            status: status.to_string(),
+        });
+    };
+    let finished: Vec<usize> = audit::executed_actions(trail, &plan.id)
+        .iter()
+        .map(|e| e.index)
+        .collect();
+    let in_flight: Vec<usize> = unfinished
+        .iter()
+        .filter_map(|r| r.action.as_ref().map(|a| a.index))
+        .collect();
+    let mut checks = prechecks.into_iter();
+    let actions = plan
+        .actions
+        .iter()
+        .enumerate()
+        .map(|(index, action)| {
+            let check = checks
+                .next()
+                .unwrap_or_else(|| Err("no precheck was made".to_string()));
+            let (live, precheck) = match check {
+                Ok(p) if p.already_done => (LiveState::Applied, Some(p)),
+                Ok(p) => match p.drift.clone() {
+                    None => (LiveState::NotApplied, Some(p)),
+                    Some(detail) => (LiveState::Unknown { detail }, Some(p)),
+                },
+                Err(e) => (
+                    LiveState::Unknown {
+                        detail: format!("cannot read the current state: {e}"),
+                    },
+                    None,
+                ),
+            };
+            let trail = if in_flight.contains(&index) {
+                TrailState::InFlight
+            } else if finished.contains(&index) {
+                TrailState::Finished
+            } else {
+                TrailState::NotStarted
+            };
+            ActionStatus {
+                index,
+                action: action.name().to_string(),
+                description: action.describe(plan.lang),
+                trail,
+                live,
+                precheck,
+            }
+        })
+        .collect();
+    Ok(Recovery {
+        plan_id: plan.id.to_string(),
+        actions,
+    })
+}
+
+fn refuse_unknown(recovery: &Recovery) -> Result<(), RecoverError> {
+    let unknown = recovery.unknown();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(RecoverError::Unknown {
+        plan_id: recovery.plan_id.clone(),
+        detail: unknown
+            .iter()
+            .map(|a| match &a.live {
+                LiveState::Unknown { detail } => format!("action {}: {detail}", a.index + 1),
+                _ => String::new(),
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+    })
+}
+
+fn steps_of(plan: &RemediationPlan, recovery: &Recovery) -> Vec<StepReport> {
+    recovery
+        .actions
+        .iter()
+        .map(|a| StepReport {
+            index: a.index,
+            action: a.action.clone(),
+            description: a.description.clone(),
+            state: StepState::Pending,
+            precheck: a.precheck.clone(),
+            applied: None,
+            verified: None,
+            error: None,
+        })
+        .take(plan.actions.len())
+        .collect()
+}
+
+/// Finishes the run: actions already applied are recorded as skipped, the others
+/// applied and verified in order, then the finding is resolved. A failure stops
+/// the run (nothing is rolled back: `%recover` again offers the rollback).
+/// Refuses, changing nothing, when any action is drifted or unreadable.
+pub async fn finish(
+    plan: &RemediationPlan,
+    recovery: &Recovery,
+    cloud: &dyn Cloud,
+    journal: &mut dyn Journal,
+    progress: &mut (dyn FnMut(&ExecutionReport) + Send),
+) -> Result<ExecutionReport, RecoverError> {
+    refuse_unknown(recovery)?;
+    let at = plan.target();
+    let mut report = ExecutionReport {
+        plan_id: plan.id.to_string(),
+        target: at.clone(),
+        steps: steps_of(plan, recovery),
+        outcome: Outcome::Running,
+        finding_update: None,
+    };
+    progress(&report);
+    let end = |report: &mut ExecutionReport, journal: &mut dyn Journal, outcome: Outcome| {
+        report.outcome = outcome;
+        if let Err(error) = journal.record(JournalEvent::RunFinished {
+            outcome: report.outcome.label(),
+        }) {
+            report.outcome = Outcome::JournalFailed { error };
+        }
+    };
+    for status in &recovery.actions {
+        let index = status.index;
+        let action = &plan.actions[index];
+        if status.live == LiveState::Applied {
+            if let Err(error) = journal.record(JournalEvent::ActionSkipped {
+                index,
+                action,
+                reason: "already applied: the live state matches the target",
+            }) {
+                report.outcome = Outcome::JournalFailed { error };
+                progress(&report);
+                return Ok(report);
+            }
+            report.steps[index].state = StepState::NoOp;
+            progress(&report);
+            continue;
+        }
+        let before = status
+            .precheck
+            .as_ref()
+            .map_or(serde_json::Value::Null, |p| p.current.clone());
+        if let Err(error) = journal.record(JournalEvent::ActionStarted {
+            index,
+            action,
+            before: &before,
+        }) {
+            report.outcome = Outcome::JournalFailed { error };
+            progress(&report);
+            return Ok(report);
+        }
+        report.steps[index].state = StepState::Running;
+        progress(&report);
+        let result = match action.apply(cloud, &at).await {
+            Ok(applied) => match action.verify(cloud, &at).await {
+                Ok(true) => Ok(applied),
+                Ok(false) => Err(
+                    "verification failed: the intended state does not hold after apply".to_string(),
+                ),
+                Err(e) => Err(format!("verification could not read the state: {e}")),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(applied) => {
+                let after = action
+                    .precheck(cloud, &at)
+                    .await
+                    .map_or(serde_json::Value::Null, |p| p.current);
+                let recorded = journal.record(JournalEvent::ActionFinished {
+                    index,
+                    action,
+                    applied: &applied,
+                    after,
+                    verified: true,
+                });
+                let step = &mut report.steps[index];
+                step.state = if applied.changed {
+                    StepState::Done
+                } else {
+                    StepState::NoOp
+                };
+                step.verified = Some(true);
+                step.applied = Some(applied);
+                if let Err(error) = recorded {
+                    report.outcome = Outcome::JournalFailed { error };
+                    progress(&report);
+                    return Ok(report);
+                }
+                progress(&report);
+            }
+            Err(error) => {
+                let _ = journal.record(JournalEvent::ActionFailed {
+                    index,
+                    action,
+                    error: error.clone(),
+                });
+                report.steps[index].state = StepState::Failed;
+                report.steps[index].error = Some(error.clone());
+                end(
+                    &mut report,
+                    journal,
+                    Outcome::Failed {
+                        index,
+                        error,
+                        rollback_errors: Vec::new(),
+                    },
+                );
+                progress(&report);
+                return Ok(report);
+            }
+        }
+    }
+    let note = execute::resolution_note(plan);
+    let update = cloud
+        .update_findings(&plan.findings, WorkflowStatus::Resolved, &note)
+        .await
+        .map_err(|e| e.to_string());
+    let recorded = journal.record(JournalEvent::FindingUpdated {
+        findings: &plan.findings,
+        note: &note,
+        error: update.as_ref().err().cloned(),
+    });
+    report.finding_update = Some(update);
+    match recorded {
+        Ok(()) => end(&mut report, journal, Outcome::Succeeded),
+        Err(error) => report.outcome = Outcome::JournalFailed { error },
+    }
+    progress(&report);
+    Ok(report)
+}
+
+/// What rolling back would undo, newest first: every action whose live state is
+/// applied, with the inverse built from what its recorded apply returned (or,
+/// for the action in flight when the run died, the inverse known before apply).
+pub fn undo_list(plan: &RemediationPlan, trail: &AuditReport, recovery: &Recovery) -> Vec<Undo> {
+    let executed = audit::executed_actions(trail, &plan.id);
+    recovery
+        .actions
+        .iter()
+        .rev()
+        .filter(|a| a.live == LiveState::Applied && a.trail != TrailState::NotStarted)
+        .filter_map(|a| {
+            let inverse = match executed.iter().find(|e| e.index == a.index) {
+                Some(e) => e.inverse(),
+                None => plan.actions.get(a.index)?.inverse(None),
+            }?;
+            Some(Undo {
+                index: a.index,
+                inverse,
+            })
+        })
+        .collect()
+}
+
+/// Rolls back the actions applied by the unfinished run ([`undo_list`]), each
+/// verified and journalled. Refuses, changing nothing, when any action is drifted
+/// or unreadable.
+pub async fn roll_back(
+    plan: &RemediationPlan,
+    trail: &AuditReport,
+    recovery: &Recovery,
+    cloud: &dyn Cloud,
+    journal: &mut dyn Journal,
+    progress: &mut (dyn FnMut(&ExecutionReport) + Send),
+) -> Result<ExecutionReport, RecoverError> {
+    refuse_unknown(recovery)?;
+    let undo = undo_list(plan, trail, recovery);
+    Ok(execute::rollback(plan, &undo, cloud, journal, progress).await)
+}
