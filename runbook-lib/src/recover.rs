@@ -5,13 +5,13 @@
 
 use serde::Serialize;
 
-use crate::audit::{self, AuditReport, PlanStatus};
+use crate::audit::{self, AuditEvent, AuditReport, PlanStatus};
 use crate::cloud::Cloud;
 use crate::execute::{
     self, ExecutionReport, Journal, JournalEvent, Outcome, StepReport, StepState, Undo,
 };
 use crate::finding::WorkflowStatus;
-use crate::plan::{Precheck, RemediationPlan};
+use crate::plan::{PlanId, Precheck, RemediationPlan};
 
 /// What the live state says about one action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -72,6 +72,39 @@ pub enum RecoverError {
     NothingToRecover { plan_id: String, status: String },
     #[error("{plan_id} cannot be recovered automatically: {detail}; check these resources by hand")]
     Unknown { plan_id: String, detail: String },
+    #[error(
+        "{plan_id} is neither in this session nor in the audit trail (no readable plan_proposed record); give the id of a plan that ran"
+    )]
+    UnknownPlan { plan_id: String },
+    #[error(
+        "the plan_proposed record of {plan_id} does not match its id (its content digests to {digest}): the trail was altered, so it is not used"
+    )]
+    Altered { plan_id: String, digest: String },
+}
+
+/// The plan as its last readable `plan_proposed` record holds it, checked against
+/// its id: a record whose content does not digest to the id is refused.
+pub fn plan_from_trail(
+    trail: &AuditReport,
+    plan_id: &PlanId,
+) -> Result<RemediationPlan, RecoverError> {
+    let plan: RemediationPlan = trail
+        .records
+        .iter()
+        .rev()
+        .filter(|r| &r.plan_id == plan_id && r.event == AuditEvent::PlanProposed)
+        .find_map(|r| r.after.clone().and_then(|v| serde_json::from_value(v).ok()))
+        .ok_or_else(|| RecoverError::UnknownPlan {
+            plan_id: plan_id.to_string(),
+        })?;
+    let digest = plan.digest();
+    if &digest != plan_id || &plan.id != plan_id {
+        return Err(RecoverError::Altered {
+            plan_id: plan_id.to_string(),
+            digest: digest.to_string(),
+        });
+    }
+    Ok(plan)
 }
 
 /// Classifies every action of `plan` from the trail and `prechecks` (one per
