@@ -389,3 +389,340 @@ pub async fn roll_back(
     let undo = undo_list(plan, trail, recovery);
     Ok(execute::rollback(plan, &undo, cloud, journal, progress).await)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::audit::{AuditJournal, AuditLog, AuditRecord};
+    use crate::cloud::sandbox::state::OrgState;
+    use crate::cloud::{Sandbox, Target};
+    use crate::finding::{ControlId, FindingIdentifier};
+    use crate::plan::{Action, PlanDraft, PlanSource};
+    use crate::settings::Lang;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+
+    /// A fresh audit log file for one test.
+    fn log_path(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("runbook-recover-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join(format!("{name}.jsonl"));
+        let _ = std::fs::remove_file(&path);
+        path
+    }
+
+    /// A sandbox, and a two-action plan for a region without EBS default
+    /// encryption: enable it, then tighten the password policy.
+    fn setting() -> (Sandbox, RemediationPlan) {
+        let sandbox = Sandbox::new();
+        let (target, previous) = sandbox.with_state(|s: &OrgState| {
+            s.accounts
+                .iter()
+                .find_map(|a| {
+                    a.regions
+                        .iter()
+                        .find(|r| !r.ebs_encryption_by_default)
+                        .map(|r| {
+                            (
+                                Target {
+                                    account: a.id.clone(),
+                                    region: r.region.clone(),
+                                },
+                                a.password_policy.clone(),
+                            )
+                        })
+                })
+                .expect("the sandbox has a region without EBS default encryption")
+        });
+        let mut policy = previous
+            .clone()
+            .unwrap_or(crate::catalog::iam_password::DEFAULT_POLICY);
+        policy.minimum_password_length = 20;
+        let plan = RemediationPlan::new(PlanDraft {
+            findings: vec![FindingIdentifier {
+                id: "test-finding".into(),
+                product_arn: "arn:aws:securityhub:us-east-1::product/aws/securityhub".into(),
+            }],
+            control_id: "EC2.7".parse::<ControlId>().unwrap(),
+            target,
+            actions: vec![
+                Action::EnableEbsEncryptionByDefault,
+                Action::SetPasswordPolicy { policy, previous },
+            ],
+            rationale: "test".into(),
+            policy_citations: Vec::new(),
+            lang: Lang::En,
+            source: PlanSource::Catalog,
+        });
+        (sandbox, plan)
+    }
+
+    /// What a kernel killed during action 2 leaves: action 1 applied and
+    /// finished, action 2 started (and applied too when `second_applied`).
+    fn crash(sandbox: &Sandbox, plan: &RemediationPlan, path: &PathBuf, second_applied: bool) {
+        let at = plan.target();
+        let mut log = AuditLog::open(path).unwrap();
+        log.append(AuditRecord::plan_proposed(plan)).unwrap();
+        log.append(AuditRecord::approved(plan)).unwrap();
+        let first = &plan.actions[0];
+        log.append(AuditRecord::action_started(
+            plan,
+            0,
+            first,
+            serde_json::Value::Null,
+        ))
+        .unwrap();
+        let applied = block_on(first.apply(sandbox, &at)).unwrap();
+        assert!(applied.changed);
+        log.append(AuditRecord::action_finished(
+            plan,
+            0,
+            first,
+            &applied,
+            serde_json::Value::Null,
+        ))
+        .unwrap();
+        let second = &plan.actions[1];
+        log.append(AuditRecord::action_started(
+            plan,
+            1,
+            second,
+            serde_json::Value::Null,
+        ))
+        .unwrap();
+        if second_applied {
+            assert!(block_on(second.apply(sandbox, &at)).unwrap().changed);
+        }
+    }
+
+    fn classified(sandbox: &Sandbox, plan: &RemediationPlan, path: &PathBuf) -> Recovery {
+        let trail = audit::read(path).unwrap();
+        let checks = block_on(execute::precheck_all(plan, sandbox));
+        classify(plan, &trail, checks).unwrap()
+    }
+
+    fn events(path: &PathBuf) -> Vec<String> {
+        audit::read(path)
+            .unwrap()
+            .records
+            .iter()
+            .map(|r| r.event.name().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn finishing_applies_only_what_was_not_applied() {
+        let (sandbox, plan) = setting();
+        let path = log_path("finish");
+        crash(&sandbox, &plan, &path, false);
+        let recovery = classified(&sandbox, &plan, &path);
+        let states: Vec<_> = recovery
+            .actions
+            .iter()
+            .map(|a| (a.trail, a.live.clone()))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                (TrailState::Finished, LiveState::Applied),
+                (TrailState::InFlight, LiveState::NotApplied)
+            ]
+        );
+        let mut log = AuditLog::open(&path).unwrap();
+        let report = {
+            let mut journal = AuditJournal::new(&mut log, &plan);
+            block_on(finish(
+                &plan,
+                &recovery,
+                &sandbox,
+                &mut journal,
+                &mut |_| {},
+            ))
+            .unwrap()
+        };
+        assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.outcome);
+        assert_eq!(report.steps[0].state, StepState::NoOp);
+        assert_eq!(report.steps[1].state, StepState::Done);
+        let after = classified_or_status(&sandbox, &plan, &path);
+        assert_eq!(after, "succeeded");
+        assert!(events(&path).ends_with(&[
+            "action_skipped".to_string(),
+            "action_started".to_string(),
+            "action_finished".to_string(),
+            "finding_updated".to_string(),
+            "run_finished".to_string(),
+        ]));
+    }
+
+    /// The plan status after recovery: no unfinished run is left.
+    fn classified_or_status(sandbox: &Sandbox, plan: &RemediationPlan, path: &PathBuf) -> String {
+        let trail = audit::read(path).unwrap();
+        let checks = block_on(execute::precheck_all(plan, sandbox));
+        match classify(plan, &trail, checks) {
+            Ok(_) => "still unfinished".to_string(),
+            Err(RecoverError::NothingToRecover { status, .. }) => status,
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn an_action_applied_by_the_dead_run_is_never_applied_again() {
+        let (sandbox, plan) = setting();
+        let path = log_path("twice");
+        crash(&sandbox, &plan, &path, true);
+        let recovery = classified(&sandbox, &plan, &path);
+        assert!(
+            recovery
+                .actions
+                .iter()
+                .all(|a| a.live == LiveState::Applied)
+        );
+        let before = sandbox.state();
+        let mut log = AuditLog::open(&path).unwrap();
+        let report = {
+            let mut journal = AuditJournal::new(&mut log, &plan);
+            block_on(finish(
+                &plan,
+                &recovery,
+                &sandbox,
+                &mut journal,
+                &mut |_| {},
+            ))
+            .unwrap()
+        };
+        assert_eq!(report.outcome, Outcome::Succeeded);
+        assert!(report.steps.iter().all(|s| s.state == StepState::NoOp));
+        assert_eq!(sandbox.state(), before, "nothing was applied");
+        let evs = events(&path);
+        assert_eq!(evs.iter().filter(|e| *e == "action_skipped").count(), 2);
+        assert_eq!(
+            evs.iter().filter(|e| *e == "action_started").count(),
+            2,
+            "only the dead run's"
+        );
+    }
+
+    #[test]
+    fn rolling_back_undoes_what_the_dead_run_applied_including_the_action_in_flight() {
+        let (sandbox, plan) = setting();
+        let before = sandbox.state();
+        let path = log_path("rollback");
+        crash(&sandbox, &plan, &path, true);
+        let recovery = classified(&sandbox, &plan, &path);
+        let trail = audit::read(&path).unwrap();
+        let undo = undo_list(&plan, &trail, &recovery);
+        assert_eq!(
+            undo.iter().map(|u| u.index).collect::<Vec<_>>(),
+            [1, 0],
+            "newest first"
+        );
+        let mut log = AuditLog::open(&path).unwrap();
+        let report = {
+            let mut journal = AuditJournal::new(&mut log, &plan);
+            block_on(roll_back(
+                &plan,
+                &trail,
+                &recovery,
+                &sandbox,
+                &mut journal,
+                &mut |_| {},
+            ))
+            .unwrap()
+        };
+        assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.outcome);
+        assert_eq!(sandbox.state(), before, "the account is as it was");
+        assert_eq!(classified_or_status(&sandbox, &plan, &path), "rolled back");
+    }
+
+    #[test]
+    fn a_plan_without_an_unfinished_run_has_nothing_to_recover() {
+        let (sandbox, plan) = setting();
+        let path = log_path("nothing");
+        let mut log = AuditLog::open(&path).unwrap();
+        log.append(AuditRecord::plan_proposed(&plan)).unwrap();
+        let err = classified_or_status(&sandbox, &plan, &path);
+        assert_eq!(err, "not run");
+        let trail = audit::read(&path).unwrap();
+        let e = classify(&plan, &trail, Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("no unfinished run"), "{e}");
+    }
+
+    #[test]
+    fn drift_refuses_both_ways_and_changes_nothing() {
+        let (sandbox, plan) = setting();
+        let path = log_path("drift");
+        crash(&sandbox, &plan, &path, false);
+        sandbox.with_state_mut(|s| {
+            if let Some(a) = s.account_mut(&plan.account) {
+                a.password_policy = a.password_policy.clone().map(|mut p| {
+                    p.minimum_password_length = 10;
+                    p
+                });
+            }
+        });
+        let recovery = classified(&sandbox, &plan, &path);
+        assert!(matches!(
+            recovery.actions[1].live,
+            LiveState::Unknown { .. }
+        ));
+        let before = sandbox.state();
+        let trail = audit::read(&path).unwrap();
+        let mut log = AuditLog::open(&path).unwrap();
+        let mut journal = AuditJournal::new(&mut log, &plan);
+        let e = block_on(finish(
+            &plan,
+            &recovery,
+            &sandbox,
+            &mut journal,
+            &mut |_| {},
+        ));
+        assert!(matches!(e, Err(RecoverError::Unknown { .. })));
+        let e = block_on(roll_back(
+            &plan,
+            &trail,
+            &recovery,
+            &sandbox,
+            &mut journal,
+            &mut |_| {},
+        ));
+        assert!(matches!(e, Err(RecoverError::Unknown { .. })));
+        assert_eq!(sandbox.state(), before);
+    }
+
+    #[test]
+    fn the_plan_is_rebuilt_from_the_trail_and_an_altered_record_is_refused() {
+        let (_, plan) = setting();
+        let path = log_path("rebuild");
+        let mut log = AuditLog::open(&path).unwrap();
+        log.append(AuditRecord::plan_proposed(&plan)).unwrap();
+        let trail = audit::read(&path).unwrap();
+        assert_eq!(plan_from_trail(&trail, &plan.id).unwrap(), plan);
+        let other: PlanId = "plan-00000000".parse().unwrap();
+        assert!(matches!(
+            plan_from_trail(&trail, &other),
+            Err(RecoverError::UnknownPlan { .. })
+        ));
+        let mut altered = plan.clone();
+        altered.rationale = "changed after approval".into();
+        let mut record = AuditRecord::plan_proposed(&altered);
+        record.plan_id = plan.id.clone();
+        let path = log_path("altered");
+        let mut log = AuditLog::open(&path).unwrap();
+        log.append(record).unwrap();
+        let trail = audit::read(&path).unwrap();
+        assert!(matches!(
+            plan_from_trail(&trail, &plan.id),
+            Err(RecoverError::Altered { .. })
+        ));
+    }
+}
