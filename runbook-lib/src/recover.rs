@@ -392,7 +392,7 @@ pub async fn roll_back(
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
 
     use super::*;
     use crate::audit::{AuditJournal, AuditLog, AuditRecord};
@@ -469,7 +469,7 @@ mod tests {
 
     /// What a kernel killed during action 2 leaves: action 1 applied and
     /// finished, action 2 started (and applied too when `second_applied`).
-    fn crash(sandbox: &Sandbox, plan: &RemediationPlan, path: &PathBuf, second_applied: bool) {
+    fn crash(sandbox: &Sandbox, plan: &RemediationPlan, path: &Path, second_applied: bool) {
         let at = plan.target();
         let mut log = AuditLog::open(path).unwrap();
         log.append(AuditRecord::plan_proposed(plan)).unwrap();
@@ -505,13 +505,13 @@ mod tests {
         }
     }
 
-    fn classified(sandbox: &Sandbox, plan: &RemediationPlan, path: &PathBuf) -> Recovery {
+    fn classified(sandbox: &Sandbox, plan: &RemediationPlan, path: &Path) -> Recovery {
         let trail = audit::read(path).unwrap();
         let checks = block_on(execute::precheck_all(plan, sandbox));
         classify(plan, &trail, checks).unwrap()
     }
 
-    fn events(path: &PathBuf) -> Vec<String> {
+    fn events(path: &Path) -> Vec<String> {
         audit::read(path)
             .unwrap()
             .records
@@ -565,7 +565,7 @@ mod tests {
     }
 
     /// The plan status after recovery: no unfinished run is left.
-    fn classified_or_status(sandbox: &Sandbox, plan: &RemediationPlan, path: &PathBuf) -> String {
+    fn classified_or_status(sandbox: &Sandbox, plan: &RemediationPlan, path: &Path) -> String {
         let trail = audit::read(path).unwrap();
         let checks = block_on(execute::precheck_all(plan, sandbox));
         match classify(plan, &trail, checks) {
