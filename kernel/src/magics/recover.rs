@@ -124,3 +124,39 @@ pub async fn run(
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::run_cell;
+    use super::*;
+    use crate::output::recording::RecordingOutput;
+    use runbook::settings::Settings;
+
+    async fn error_of(cell: &str) -> MagicError {
+        let mut settings = Settings::default();
+        settings.audit_log = std::env::temp_dir().join(format!(
+            "runbook-recover-magic-{}-missing.jsonl",
+            std::process::id()
+        ));
+        let mut s = Session::new(settings, Vec::new());
+        let out = RecordingOutput::new();
+        run_cell(cell, &mut s, &out).await.unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn bad_plan_ids_and_choices_get_clear_errors() {
+        let e = error_of("%recover plan-1234abcd").await;
+        assert_eq!(e.ename, MagicError::USAGE);
+        assert!(
+            e.evalue.contains("plan-1234abcd") && e.evalue.contains("audit trail"),
+            "{}",
+            e.evalue
+        );
+        let e = error_of("%recover 42").await;
+        assert_eq!(e.ename, MagicError::USAGE);
+        assert!(e.evalue.contains("plan-"), "{}", e.evalue);
+        let e = error_of("%recover plan-1234abcd --finish --rollback").await;
+        assert_eq!(e.ename, MagicError::USAGE);
+        assert!(e.evalue.contains("--rollback"), "{}", e.evalue);
+    }
+}
