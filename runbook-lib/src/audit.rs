@@ -66,10 +66,12 @@ pub enum AuditEvent {
     FindingUpdated,
     RunFinished,
     DryRun,
+    /// `%recover`: an action found already applied, so not applied again.
+    ActionSkipped,
 }
 
 impl AuditEvent {
-    pub const ALL: [AuditEvent; 10] = [
+    pub const ALL: [AuditEvent; 11] = [
         AuditEvent::PlanProposed,
         AuditEvent::Approved,
         AuditEvent::Cancelled,
@@ -80,6 +82,7 @@ impl AuditEvent {
         AuditEvent::FindingUpdated,
         AuditEvent::RunFinished,
         AuditEvent::DryRun,
+        AuditEvent::ActionSkipped,
     ];
 
     /// The snake_case name written in the file, e.g. `action_started`.
@@ -95,6 +98,7 @@ impl AuditEvent {
             AuditEvent::FindingUpdated => "finding_updated",
             AuditEvent::RunFinished => "run_finished",
             AuditEvent::DryRun => "dry_run",
+            AuditEvent::ActionSkipped => "action_skipped",
         }
     }
 }
@@ -1124,6 +1128,7 @@ fn scan<'a>(records: impl IntoIterator<Item = &'a AuditRecord>) -> Scan<'a> {
             AuditEvent::ActionStarted
             | AuditEvent::ActionFinished
             | AuditEvent::ActionFailed
+            | AuditEvent::ActionSkipped
             | AuditEvent::RolledBack => {
                 if !s.in_run {
                     s.in_run = true;
@@ -1172,6 +1177,10 @@ fn scan<'a>(records: impl IntoIterator<Item = &'a AuditRecord>) -> Scan<'a> {
                     }
                     AuditEvent::ActionFailed => {
                         s.open.remove(&i);
+                    }
+                    AuditEvent::ActionSkipped => {
+                        s.open.remove(&i);
+                        s.run_finished_actions += 1;
                     }
                     _ => {
                         s.open.remove(&i);
@@ -1312,6 +1321,16 @@ impl<'a> AuditJournal<'a> {
                 error,
             } => AuditRecord::findings_updated(plan, findings, note, error.as_deref()),
             JournalEvent::RunFinished { outcome } => AuditRecord::run_finished(plan, outcome),
+            JournalEvent::ActionSkipped {
+                index,
+                action,
+                reason,
+            } => {
+                let mut r = AuditRecord::new(AuditEvent::ActionSkipped, plan);
+                r.action = Some(ActionRef::of(index, action));
+                r.detail = Some(reason.to_string());
+                r
+            }
         }
     }
 }

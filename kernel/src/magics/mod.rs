@@ -10,6 +10,7 @@ pub mod finding;
 pub mod findings;
 mod help;
 pub mod kb;
+mod recover;
 pub mod remediate;
 mod rollback;
 mod sleep;
@@ -197,6 +198,12 @@ pub static MAGICS: &[MagicInfo] = &[
         args: rollback::RollbackArgs::command,
     },
     MagicInfo {
+        name: "recover",
+        aliases: &[],
+        cell: false,
+        args: recover::RecoverArgs::command,
+    },
+    MagicInfo {
         name: "audit",
         aliases: &[],
         cell: false,
@@ -238,6 +245,7 @@ pub enum MagicCall {
     Ask(ask::AskArgs, Option<String>),
     Kb(kb::KbArgs),
     Rollback(rollback::RollbackArgs),
+    Recover(recover::RecoverArgs),
     Audit(audit::AuditArgs),
     Config(config::ConfigArgs, Option<String>),
     Version(version::VersionArgs),
@@ -486,6 +494,7 @@ pub fn parse_call(inv: &Invocation) -> Result<Parsed, MagicError> {
         "ask" => parsed!(|a| MagicCall::Ask(a, inv.body.clone())),
         "kb" => parsed!(MagicCall::Kb),
         "rollback" => parsed!(MagicCall::Rollback),
+        "recover" => parsed!(MagicCall::Recover),
         "audit" => parsed!(MagicCall::Audit),
         "config" => parsed!(|a| MagicCall::Config(a, inv.body.clone())),
         "version" => parsed!(MagicCall::Version),
@@ -514,6 +523,7 @@ async fn run_call(
         MagicCall::Ask(args, body) => ask::run(args, body, session, out).await,
         MagicCall::Kb(args) => kb::run(args, session, out).await,
         MagicCall::Rollback(args) => rollback::run(args, session, out).await,
+        MagicCall::Recover(args) => recover::run(args, session, out).await,
         MagicCall::Audit(args) => audit::run(args, session, out),
         MagicCall::Config(args, body) => config::run(args, body.as_deref(), session, out),
         MagicCall::Version(args) => version::run(args, session, out),
