@@ -78,3 +78,4 @@ bench: venv
 	$(PY) bench/bench_findings_fetch.py
 	cargo bench --locked -p runbook-kernel --bench render_listing
 	cargo bench --locked -p runbook --bench kb_index
+	cargo bench --locked -p runbook --bench audit_append

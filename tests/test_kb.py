@@ -5,6 +5,7 @@ against the Bedrock test server's agent-runtime endpoint."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,8 @@ def test_files_changed_on_disk_are_reindexed(kernel_factory, policies):
     k = kernel_factory(RUNBOOK_BACKEND="sandbox", RUNBOOK_KB=str(policies))
     assert rb(k.ok("%kb cloudtrail retention"))["passages"] == []
     (policies / "en" / "logging.md").write_text("# Logging\n\n## Retention\n\nKeep CloudTrail logs 400 days.\n")
+    # The folder is compared with the index at most once a second.
+    time.sleep(1.2)
     assert rb(k.ok("%kb cloudtrail retention"))["passages"][0]["source"] == "en/logging.md"
 
 

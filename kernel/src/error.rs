@@ -39,6 +39,10 @@ pub enum ErrorKind {
     StateDrifted,
     /// The audit trail could not be read or written.
     Audit,
+    /// `%recover` found no unfinished run of the plan.
+    NothingToRecover,
+    /// `%recover` cannot tell what the dead run did, or its plan was altered.
+    RecoveryRefused,
 }
 
 impl ErrorKind {
@@ -66,6 +70,8 @@ impl ErrorKind {
             ErrorKind::ExecutionFailed => "ExecutionFailed",
             ErrorKind::StateDrifted => "StateDrifted",
             ErrorKind::Audit => "AuditError",
+            ErrorKind::NothingToRecover => "NothingToRecover",
+            ErrorKind::RecoveryRefused => "RecoveryRefused",
         }
     }
 }

@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use runbook::advisor::{Advisor, Turn};
+use runbook::audit::{AuditLog, CloudWatchSink};
 use runbook::cloud::{BackendInfo, Clouds};
 use runbook::finding::{Finding, FindingFilter};
 use runbook::plan::RemediationPlan;
-use runbook::settings::{Settings, SettingsError};
+use runbook::settings::{AuditSinkSpec, Settings, SettingsError};
 
 /// The last `%findings` result: later cells refer to its findings by number.
 #[derive(Debug, Clone)]
@@ -48,6 +49,8 @@ pub struct HistoryItem {
 pub const HISTORY_SESSION: usize = 1;
 
 pub struct Session {
+    /// This kernel session: recorded on audit records, and names its log stream.
+    pub id: String,
     pub settings: Settings,
     /// The backends: the sandbox (kept for the whole session) and the one in use.
     pub clouds: Clouds,
@@ -64,11 +67,14 @@ pub struct Session {
     pub env_problems: Vec<SettingsError>,
     pub execution_count: usize,
     pub history: Vec<HistoryItem>,
+    /// The running off-machine audit copy, for the `audit_sink` it was started for.
+    audit_sink: Option<(AuditSinkSpec, Arc<CloudWatchSink>)>,
 }
 
 impl Session {
     pub fn new(settings: Settings, env_problems: Vec<SettingsError>) -> Session {
         Session {
+            id: uuid::Uuid::new_v4().to_string(),
             settings,
             clouds: Clouds::default(),
             listing: None,
@@ -80,7 +86,38 @@ impl Session {
             env_problems,
             execution_count: 0,
             history: Vec::new(),
+            audit_sink: None,
         }
+    }
+
+    /// Opens the audit trail for appending, with this session's id and, when
+    /// `audit_sink` is set, its off-machine copy (started once per sink setting).
+    pub fn open_audit_log(&mut self) -> Result<AuditLog, String> {
+        let sink = match &self.settings.audit_sink {
+            None => None,
+            Some(spec) => match &self.audit_sink {
+                Some((running, sink)) if running == spec => Some(sink.clone()),
+                _ => {
+                    let AuditSinkSpec::CloudWatch { log_group } = spec;
+                    let sink = Arc::new(
+                        CloudWatchSink::start(&self.settings, log_group, &self.id).map_err(
+                            |e| {
+                                format!(
+                                    "the audit sink {spec} cannot be used, so nothing runs: {e}"
+                                )
+                            },
+                        )?,
+                    );
+                    self.audit_sink = Some((spec.clone(), sink.clone()));
+                    Some(sink)
+                }
+            },
+        };
+        let log = AuditLog::open(&self.settings.audit_log).map_err(|e| e.to_string())?;
+        if let Some(note) = log.tightened() {
+            tracing::warn!("{note}");
+        }
+        Ok(log.with_session(self.id.clone()).with_sink(sink))
     }
 
     pub fn from_process_env() -> Session {

@@ -6,7 +6,7 @@
 
 use runbook::advisor::{Proposal, ProposalError};
 use runbook::approval::{Approval, ApprovalError, Approved};
-use runbook::audit::{AuditLog, AuditRecord};
+use runbook::audit::AuditRecord;
 use runbook::catalog::CatalogError;
 use runbook::execute::{self, ExecutionReport, Outcome, Undo};
 use runbook::finding::Finding;
@@ -91,8 +91,10 @@ pub async fn propose(
         Proposal::Plan { plan, usage } => {
             // The proposal is on the record before anyone can approve it.
             let actor = cx.cancellable(connected.cloud.caller_identity()).await??;
-            let recorded = AuditLog::open(&cx.settings().audit_log)
-                .and_then(|mut log| log.append(AuditRecord::plan_proposed(&plan).by(actor)));
+            let recorded = cx.session.open_audit_log().and_then(|mut log| {
+                log.append(AuditRecord::plan_proposed(&plan).by(actor))
+                    .map_err(|e| e.to_string())
+            });
             if let Err(e) = recorded {
                 let error = MagicError::new(
                     ErrorKind::Audit,
@@ -229,12 +231,12 @@ fn approval_error(e: ApprovalError) -> MagicError {
 
 /// Opens the record of an approval: the audit log and who is acting.
 pub async fn open_approval<'p>(
-    cx: &Context<'_>,
+    cx: &mut Context<'_>,
     plan: &'p RemediationPlan,
     cloud: &dyn runbook::cloud::Cloud,
 ) -> Result<Approval<'p>, MagicError> {
-    let path = cx.settings().audit_log.clone();
-    cx.cancellable(Approval::open(plan, &path, cloud))
+    let log = cx.session.open_audit_log().map_err(audit_error)?;
+    cx.cancellable(Approval::open(plan, log, cloud))
         .await?
         .map_err(approval_error)
 }

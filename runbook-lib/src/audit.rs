@@ -37,6 +37,12 @@ use crate::execute::{Journal, JournalEvent};
 use crate::finding::{AccountId, FindingIdentifier};
 use crate::plan::{Action, Applied, PlanId, RemediationPlan};
 
+mod chain;
+mod sink;
+
+pub use chain::{BreakKind, ChainBreak, ChainReport, line_hash, verify};
+pub use sink::CloudWatchSink;
+
 /// The actor recorded for runs against the in-memory sandbox.
 pub const SANDBOX_ACTOR: &str = "sandbox";
 
@@ -60,10 +66,12 @@ pub enum AuditEvent {
     FindingUpdated,
     RunFinished,
     DryRun,
+    /// `%recover`: an action found already applied, so not applied again.
+    ActionSkipped,
 }
 
 impl AuditEvent {
-    pub const ALL: [AuditEvent; 10] = [
+    pub const ALL: [AuditEvent; 11] = [
         AuditEvent::PlanProposed,
         AuditEvent::Approved,
         AuditEvent::Cancelled,
@@ -74,6 +82,7 @@ impl AuditEvent {
         AuditEvent::FindingUpdated,
         AuditEvent::RunFinished,
         AuditEvent::DryRun,
+        AuditEvent::ActionSkipped,
     ];
 
     /// The snake_case name written in the file, e.g. `action_started`.
@@ -89,6 +98,7 @@ impl AuditEvent {
             AuditEvent::FindingUpdated => "finding_updated",
             AuditEvent::RunFinished => "run_finished",
             AuditEvent::DryRun => "dry_run",
+            AuditEvent::ActionSkipped => "action_skipped",
         }
     }
 }
@@ -177,6 +187,12 @@ pub struct AuditRecord {
     /// Position in the file, from 1, strictly increasing. Set by [`AuditLog::append`].
     #[serde(default)]
     pub seq: u64,
+    /// On the record that starts the file's hash chain: a random id for the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
+    /// SHA-256 (hex) of the line before this one. Set by [`AuditLog::append`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
     /// When the event happened (RFC 3339, UTC, milliseconds).
     #[serde(with = "rfc3339")]
     pub at: DateTime<Utc>,
@@ -226,6 +242,8 @@ impl AuditRecord {
         let s = subject.into();
         AuditRecord {
             seq: 0,
+            file_id: None,
+            prev: None,
             at: now(),
             event,
             plan_id: s.plan_id,
@@ -481,6 +499,10 @@ pub enum AuditError {
     Sync { path: PathBuf, source: io::Error },
     #[error("cannot read the audit log {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
+    #[error(
+        "the audit record was written to {path}, but its off-machine copy failed, so the run stops here: {message}"
+    )]
+    Sink { path: PathBuf, message: String },
     #[error("cannot serialise an audit record: {0}")]
     Serialize(serde_json::Error),
 }
@@ -496,8 +518,70 @@ pub struct AuditLog {
     actor: Option<String>,
     session: Option<String>,
     last_seq: Option<u64>,
+    tightened: Option<String>,
+    sink: Option<std::sync::Arc<CloudWatchSink>>,
     #[cfg(test)]
     syncs: u64,
+}
+
+/// The trail holds account ids, resource configurations and identities: only its
+/// owner may read it.
+#[cfg(unix)]
+const PRIVATE_FILE_MODE: u32 = 0o600;
+#[cfg(unix)]
+const PRIVATE_DIR_MODE: u32 = 0o700;
+
+/// Creates `dir` and any missing parents with mode 0700. Folders that already exist
+/// keep their mode: the path may be a shared folder the user chose.
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, PRIVATE_DIR_MODE);
+    builder.create(dir)
+}
+
+/// Makes an existing audit file private (0600) and, when it is the default audit
+/// folder, that folder too (0700). Returns what it changed, to tell the user once.
+pub fn make_private(path: &Path) -> io::Result<Option<String>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut changed = Vec::new();
+        let mode = |p: &Path| fs::metadata(p).map(|m| m.permissions().mode() & 0o777);
+        match mode(path) {
+            Ok(m) if m & 0o077 != 0 => {
+                fs::set_permissions(path, fs::Permissions::from_mode(PRIVATE_FILE_MODE))?;
+                changed.push(format!(
+                    "the audit log {} was mode {m:04o}, readable by other users; it is now 0600",
+                    path.display()
+                ));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let default_dir = crate::settings::default_audit_log()
+            .parent()
+            .map(Path::to_path_buf);
+        if let Some(dir) = path.parent()
+            && default_dir.as_deref() == Some(dir)
+            && let Ok(m) = mode(dir)
+            && m & 0o077 != 0
+        {
+            fs::set_permissions(dir, fs::Permissions::from_mode(PRIVATE_DIR_MODE))?;
+            changed.push(format!(
+                "its folder {} was mode {m:04o}; it is now 0700",
+                dir.display()
+            ));
+        }
+        Ok((!changed.is_empty()).then(|| changed.join("; ")))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(None)
+    }
 }
 
 /// Releases the advisory lock when dropped.
@@ -518,22 +602,21 @@ impl AuditLog {
         let path = path.to_path_buf();
         let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
         if let Some(dir) = parent {
-            fs::create_dir_all(dir).map_err(|source| AuditError::CreateDir {
+            create_private_dir(dir).map_err(|source| AuditError::CreateDir {
                 path: path.clone(),
                 dir: dir.to_path_buf(),
                 source,
             })?;
         }
         let existed = path.exists();
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(|source| AuditError::Open {
-                path: path.clone(),
-                source,
-            })?;
+        let mut options = OpenOptions::new();
+        options.read(true).append(true).create(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, PRIVATE_FILE_MODE);
+        let file = options.open(&path).map_err(|source| AuditError::Open {
+            path: path.clone(),
+            source,
+        })?;
         if let Ok(m) = file.metadata()
             && m.is_dir()
         {
@@ -545,15 +628,26 @@ impl AuditLog {
         if !existed {
             sync_dir(parent);
         }
+        let tightened = make_private(&path).map_err(|source| AuditError::Open {
+            path: path.clone(),
+            source,
+        })?;
         Ok(AuditLog {
             path,
             file,
             actor: None,
             session: None,
             last_seq: None,
+            tightened,
+            sink: None,
             #[cfg(test)]
             syncs: 0,
         })
+    }
+
+    /// What opening changed to make an existing, more open file private.
+    pub fn tightened(&self) -> Option<&str> {
+        self.tightened.as_deref()
     }
 
     pub fn path(&self) -> &Path {
@@ -577,6 +671,12 @@ impl AuditLog {
 
     pub fn with_session(mut self, session: impl Into<String>) -> AuditLog {
         self.set_session(session);
+        self
+    }
+
+    /// Every record is also copied there, after the local fsync, before `append` returns.
+    pub fn with_sink(mut self, sink: Option<std::sync::Arc<CloudWatchSink>>) -> AuditLog {
+        self.sink = sink;
         self
     }
 
@@ -618,6 +718,12 @@ impl AuditLog {
             source,
         })?;
         record.seq = tail.last_seq.map_or(1, |s| s + 1);
+        record.prev = tail.last_line_hash;
+        record.file_id = if tail.chained {
+            None
+        } else {
+            chain::new_file_id()
+        };
         let line = record.to_line()?;
         let mut buf = Vec::with_capacity(line.len() + 2);
         if tail.needs_newline {
@@ -635,6 +741,14 @@ impl AuditLog {
             self.syncs += 1;
         }
         self.last_seq = Some(record.seq);
+        drop(_lock);
+        if let Some(sink) = &self.sink {
+            sink.send(record.at, &line)
+                .map_err(|message| AuditError::Sink {
+                    path: self.path.clone(),
+                    message,
+                })?;
+        }
         Ok(())
     }
 
@@ -675,11 +789,10 @@ struct Tail {
     needs_newline: bool,
     /// The `seq` of the last line that has one.
     last_seq: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct SeqOnly {
-    seq: u64,
+    /// The hash of the last non-empty line, whatever it holds.
+    last_line_hash: Option<String>,
+    /// The last readable record carries chain fields: the chain has begun.
+    chained: bool,
 }
 
 /// Reads backwards from the end of the file, in growing windows, to the last line
@@ -689,6 +802,8 @@ fn read_tail(mut f: &File) -> io::Result<Tail> {
     let mut tail = Tail {
         needs_newline: false,
         last_seq: None,
+        last_line_hash: None,
+        chained: false,
     };
     if len == 0 {
         return Ok(tail);
@@ -713,8 +828,17 @@ fn read_tail(mut f: &File) -> io::Result<Tail> {
             }
         };
         for line in body.split(|b| *b == b'\n').rev() {
-            if let Ok(s) = serde_json::from_slice::<SeqOnly>(line) {
-                tail.last_seq = Some(s.seq);
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            if tail.last_line_hash.is_none() {
+                tail.last_line_hash = Some(chain::line_hash(line));
+            }
+            if let Some(link) = chain::Link::parse(line)
+                && let Some(seq) = link.seq
+            {
+                tail.last_seq = Some(seq);
+                tail.chained = link.is_chained();
                 return Ok(tail);
             }
         }
@@ -761,6 +885,9 @@ pub struct AuditReport {
     /// The last line is damaged (cut off by a crash mid-write, or corrupt): what was
     /// wrong and at which line and byte offset. Earlier records are unaffected.
     pub damaged_tail: Option<String>,
+    /// The hash chain, walked over the whole file.
+    #[serde(default)]
+    pub chain: ChainReport,
 }
 
 impl AuditReport {
@@ -772,6 +899,7 @@ impl AuditReport {
             records: Vec::new(),
             problems: Vec::new(),
             damaged_tail: None,
+            chain: ChainReport::default(),
         }
     }
 
@@ -779,6 +907,7 @@ impl AuditReport {
     pub fn parse(path: &Path, bytes: &[u8]) -> AuditReport {
         let mut report = AuditReport {
             exists: true,
+            chain: chain::verify(bytes),
             ..AuditReport::missing(path)
         };
         let mut lines = Vec::new();
@@ -999,6 +1128,7 @@ fn scan<'a>(records: impl IntoIterator<Item = &'a AuditRecord>) -> Scan<'a> {
             AuditEvent::ActionStarted
             | AuditEvent::ActionFinished
             | AuditEvent::ActionFailed
+            | AuditEvent::ActionSkipped
             | AuditEvent::RolledBack => {
                 if !s.in_run {
                     s.in_run = true;
@@ -1047,6 +1177,10 @@ fn scan<'a>(records: impl IntoIterator<Item = &'a AuditRecord>) -> Scan<'a> {
                     }
                     AuditEvent::ActionFailed => {
                         s.open.remove(&i);
+                    }
+                    AuditEvent::ActionSkipped => {
+                        s.open.remove(&i);
+                        s.run_finished_actions += 1;
                     }
                     _ => {
                         s.open.remove(&i);
@@ -1187,6 +1321,16 @@ impl<'a> AuditJournal<'a> {
                 error,
             } => AuditRecord::findings_updated(plan, findings, note, error.as_deref()),
             JournalEvent::RunFinished { outcome } => AuditRecord::run_finished(plan, outcome),
+            JournalEvent::ActionSkipped {
+                index,
+                action,
+                reason,
+            } => {
+                let mut r = AuditRecord::new(AuditEvent::ActionSkipped, plan);
+                r.action = Some(ActionRef::of(index, action));
+                r.detail = Some(reason.to_string());
+                r
+            }
         }
     }
 }
@@ -1342,6 +1486,11 @@ mod tests {
                 want.actor = SANDBOX_ACTOR.to_string();
             }
             want.kernel_session = Some("kernel-1".to_string());
+            // The writer adds the chain links.
+            assert_eq!(got.file_id.is_some(), i == 0);
+            assert_eq!(got.prev.is_some(), i > 0);
+            want.file_id.clone_from(&got.file_id);
+            want.prev.clone_from(&got.prev);
             assert_eq!(got, &want);
         }
         assert_eq!(

@@ -44,6 +44,12 @@ pub enum JournalEvent<'a> {
     RunFinished {
         outcome: &'a str,
     },
+    /// `%recover`: the action's intended state already held, so it was not applied again.
+    ActionSkipped {
+        index: usize,
+        action: &'a Action,
+        reason: &'a str,
+    },
 }
 
 /// Where the executor writes each step before it takes the next. An error stops

@@ -32,10 +32,11 @@ pub enum SettingKey {
     MaxToolRounds,
     MaxTokens,
     AuditLog,
+    AuditSink,
 }
 
 impl SettingKey {
-    pub const ALL: [SettingKey; 10] = [
+    pub const ALL: [SettingKey; 11] = [
         SettingKey::Backend,
         SettingKey::Region,
         SettingKey::Profile,
@@ -46,6 +47,7 @@ impl SettingKey {
         SettingKey::MaxToolRounds,
         SettingKey::MaxTokens,
         SettingKey::AuditLog,
+        SettingKey::AuditSink,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +62,7 @@ impl SettingKey {
             SettingKey::MaxToolRounds => "max_tool_rounds",
             SettingKey::MaxTokens => "max_tokens",
             SettingKey::AuditLog => "audit_log",
+            SettingKey::AuditSink => "audit_sink",
         }
     }
 
@@ -80,6 +83,9 @@ impl SettingKey {
             SettingKey::MaxToolRounds => "tool rounds allowed per %ask question",
             SettingKey::MaxTokens => "the most tokens a model may write in one answer",
             SettingKey::AuditLog => "path of the append-only JSON Lines audit trail",
+            SettingKey::AuditSink => {
+                "a second, off-machine copy of every audit record (default: none)"
+            }
         }
     }
 
@@ -103,6 +109,10 @@ impl SettingKey {
             }
             SettingKey::MaxTokens => format!("a whole number from 1 to {MAX_TOKENS_LIMIT}"),
             SettingKey::AuditLog => "a file path".into(),
+            SettingKey::AuditSink => {
+                "none, or cloudwatch:LOG_GROUP (a CloudWatch Logs group name: 1-512 of A-Z a-z 0-9 . - _ / #)"
+                    .into()
+            }
         }
     }
 
@@ -249,6 +259,7 @@ pub struct Settings {
     pub max_tool_rounds: u32,
     pub max_tokens: u32,
     pub audit_log: PathBuf,
+    pub audit_sink: Option<AuditSinkSpec>,
     env: Vec<(SettingKey, String)>,
     sources: Vec<(SettingKey, Source)>,
 }
@@ -266,8 +277,54 @@ impl Default for Settings {
             max_tool_rounds: DEFAULT_MAX_TOOL_ROUNDS,
             max_tokens: DEFAULT_MAX_TOKENS,
             audit_log: default_audit_log(),
+            audit_sink: None,
             env: Vec::new(),
             sources: Vec::new(),
+        }
+    }
+}
+
+/// Where audit records are copied besides the local file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditSinkSpec {
+    /// CloudWatch Logs: one log stream per kernel session in this group.
+    CloudWatch { log_group: String },
+}
+
+impl AuditSinkSpec {
+    /// `none` or empty is no sink; `cloudwatch:LOG_GROUP` names a log group.
+    pub fn parse(value: &str) -> Result<Option<AuditSinkSpec>, SettingsError> {
+        let invalid = |_reason: &str| SettingsError::InvalidValue {
+            key: SettingKey::AuditSink,
+            value: value.to_string(),
+        };
+        if value.is_empty() || value.eq_ignore_ascii_case("none") {
+            return Ok(None);
+        }
+        let Some((kind, group)) = value.split_once(':') else {
+            return Err(invalid("no sink kind before ':'"));
+        };
+        if !kind.eq_ignore_ascii_case("cloudwatch") {
+            return Err(invalid("the only sink kind is cloudwatch"));
+        }
+        if group.is_empty()
+            || group.len() > 512
+            || !group
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-/#".contains(c))
+        {
+            return Err(invalid("not a CloudWatch Logs group name"));
+        }
+        Ok(Some(AuditSinkSpec::CloudWatch {
+            log_group: group.to_string(),
+        }))
+    }
+}
+
+impl fmt::Display for AuditSinkSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuditSinkSpec::CloudWatch { log_group } => write!(f, "cloudwatch:{log_group}"),
         }
     }
 }
@@ -373,6 +430,7 @@ impl Settings {
             SettingKey::MaxToolRounds => self.max_tool_rounds = other.max_tool_rounds,
             SettingKey::MaxTokens => self.max_tokens = other.max_tokens,
             SettingKey::AuditLog => self.audit_log.clone_from(&other.audit_log),
+            SettingKey::AuditSink => self.audit_sink.clone_from(&other.audit_sink),
         }
     }
 
@@ -451,6 +509,7 @@ impl Settings {
                 }
                 self.audit_log = PathBuf::from(value);
             }
+            SettingKey::AuditSink => self.audit_sink = AuditSinkSpec::parse(value)?,
         }
         Ok(())
     }
@@ -477,6 +536,10 @@ impl Settings {
             SettingKey::MaxToolRounds => self.max_tool_rounds.to_string(),
             SettingKey::MaxTokens => self.max_tokens.to_string(),
             SettingKey::AuditLog => self.audit_log.display().to_string(),
+            SettingKey::AuditSink => self
+                .audit_sink
+                .as_ref()
+                .map_or_else(|| "none".to_string(), ToString::to_string),
         }
     }
 

@@ -102,7 +102,7 @@ fn session_values(magic: &str, flag: Option<&str>, session: &Session) -> Vec<Str
     let plans = || session.plans.keys().cloned();
     match (magic, flag) {
         ("approve", None) => return std::iter::once("last".to_string()).chain(plans()).collect(),
-        ("rollback", None) | ("audit", Some("--plan")) => return plans().collect(),
+        ("rollback" | "recover", None) | ("audit", Some("--plan")) => return plans().collect(),
         _ => {}
     }
     let Some(listing) = &session.listing else {

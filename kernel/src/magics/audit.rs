@@ -6,6 +6,7 @@ use runbook::plan::PlanId;
 use serde_json::json;
 
 use crate::context::{Context, ErrorKind, MagicError};
+use crate::output::Output;
 use crate::render::{Bundle, html};
 
 /// Show the audit trail: who approved what, each action with its before/after state, rollbacks and finding updates
@@ -17,6 +18,9 @@ pub struct AuditArgs {
     /// Only the records of this plan
     #[arg(long, value_name = "PLAN_ID", value_parser = |s: &str| s.parse::<PlanId>())]
     pub plan: Option<PlanId>,
+    /// Walk the whole file's hash chain and report every edited, removed, reordered or inserted record by line number
+    #[arg(long)]
+    pub verify: bool,
 }
 
 const DEFAULT_LAST: usize = 50;
@@ -46,9 +50,26 @@ fn warnings(full: &AuditReport) -> Vec<String> {
 }
 
 pub fn run(args: AuditArgs, cx: &Context<'_>) -> Result<(), MagicError> {
+    let out = cx.out;
     let path = &cx.settings().audit_log;
     let full = audit::read(path).map_err(|e| MagicError::new(ErrorKind::Audit, e.to_string()))?;
-    let notes = warnings(&full);
+    if args.verify {
+        show_verification(path, &full, out);
+        return Ok(());
+    }
+    let mut notes = warnings(&full);
+    if full.exists {
+        let tightened = audit::make_private(path).map_err(|e| {
+            MagicError::new(
+                ErrorKind::Audit,
+                format!("cannot make the audit log {} private: {e}", path.display()),
+            )
+        })?;
+        notes.extend(tightened);
+        if !full.chain.intact() {
+            notes.push(full.chain.summary());
+        }
+    }
     let mut report = full.clone();
     if let Some(plan) = &args.plan {
         report = report.for_plan(plan);
@@ -112,6 +133,11 @@ pub fn run(args: AuditArgs, cx: &Context<'_>) -> Result<(), MagicError> {
         "<p><strong>{}</strong></p>",
         html::text(plain.lines().next().unwrap_or_default())
     );
+    if full.exists && full.chain.intact() {
+        let summary = full.chain.summary();
+        plain.push_str(&format!("{summary}\n"));
+        rich.push_str(&format!("<p>{}</p>", html::text(&summary)));
+    }
     for note in &notes {
         plain.push_str(&format!("WARNING: {note}\n"));
         rich.push_str(&format!(
@@ -121,7 +147,7 @@ pub fn run(args: AuditArgs, cx: &Context<'_>) -> Result<(), MagicError> {
     }
     rich.push_str(&table.render());
     let unfinished: Vec<_> = full.unfinished_runs().into_iter().cloned().collect();
-    cx.out.display(Bundle::html(
+    out.display(Bundle::html(
         plain.trim_end().to_string(),
         rich,
         json!({
@@ -131,8 +157,57 @@ pub fn run(args: AuditArgs, cx: &Context<'_>) -> Result<(), MagicError> {
             "problems": full.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "damaged_tail": full.damaged_tail,
             "unfinished": unfinished,
+            "chain": full.chain,
             "warnings": notes,
         }),
     ));
     Ok(())
+}
+
+/// `%audit --verify`: every broken link of the hash chain, by line number.
+fn show_verification(path: &std::path::Path, full: &AuditReport, out: &dyn Output) {
+    let chain = &full.chain;
+    let mut plain = format!("Audit trail {}\n{}\n", path.display(), chain.summary());
+    let mut rich = format!(
+        "<p><strong>Audit trail {}</strong></p><p>{}</p>",
+        html::text(&path.display().to_string()),
+        html::text(&chain.summary())
+    );
+    if !full.exists {
+        plain.push_str("No file yet: nothing has been recorded.\n");
+        rich.push_str("<p>No file yet: nothing has been recorded.</p>");
+    }
+    if let Some(id) = &chain.file_id {
+        plain.push_str(&format!("File id: {id}\n"));
+        rich.push_str(&format!("<p>File id: <code>{}</code></p>", html::text(id)));
+    }
+    if !chain.breaks.is_empty() {
+        let mut table = html::Table::new("runbook-audit-verify", &["Line", "Problem", "Detail"]);
+        for b in &chain.breaks {
+            let kind = serde_json::to_value(b.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            plain.push_str(&format!("{:>6} {:<10} {}\n", b.line, kind, b.message));
+            table.row(vec![
+                html::Cell::text(b.line.to_string()),
+                html::Cell::code(&kind),
+                html::Cell::text(&b.message),
+            ]);
+        }
+        rich.push_str(&table.render());
+    }
+    plain.push_str(
+        "A chain cannot show a rewrite of the last record or records cut from the end; only a copy kept elsewhere does.",
+    );
+    out.display(Bundle::html(
+        plain,
+        rich,
+        json!({
+            "path": path,
+            "exists": full.exists,
+            "intact": chain.intact(),
+            "chain": chain,
+        }),
+    ));
 }

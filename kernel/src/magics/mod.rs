@@ -12,6 +12,7 @@ mod finding;
 mod findings;
 mod help;
 mod kb;
+mod recover;
 mod remediate;
 mod rollback;
 mod sleep;
@@ -136,6 +137,12 @@ pub static MAGICS: &[MagicInfo] = &[
         args: rollback::RollbackArgs::command,
     },
     MagicInfo {
+        name: "recover",
+        aliases: &[],
+        cell: false,
+        args: recover::RecoverArgs::command,
+    },
+    MagicInfo {
         name: "audit",
         aliases: &[],
         cell: false,
@@ -177,6 +184,7 @@ pub enum MagicCall {
     Ask(ask::AskArgs, Option<String>),
     Kb(kb::KbArgs),
     Rollback(rollback::RollbackArgs),
+    Recover(recover::RecoverArgs),
     Audit(audit::AuditArgs),
     Config(config::ConfigArgs, Option<String>),
     Version(version::VersionArgs),
@@ -425,6 +433,7 @@ pub fn parse_call(inv: &Invocation) -> Result<Parsed, MagicError> {
         "ask" => parsed!(|a| MagicCall::Ask(a, inv.body.clone())),
         "kb" => parsed!(MagicCall::Kb),
         "rollback" => parsed!(MagicCall::Rollback),
+        "recover" => parsed!(MagicCall::Recover),
         "audit" => parsed!(MagicCall::Audit),
         "config" => parsed!(|a| MagicCall::Config(a, inv.body.clone())),
         "version" => parsed!(MagicCall::Version),
@@ -449,6 +458,7 @@ async fn run_call(call: MagicCall, cx: &mut Context<'_>) -> Result<(), MagicErro
         MagicCall::Ask(args, body) => ask::run(args, body, cx).await,
         MagicCall::Kb(args) => kb::run(args, cx).await,
         MagicCall::Rollback(args) => rollback::run(args, cx).await,
+        MagicCall::Recover(args) => recover::run(args, cx).await,
         MagicCall::Audit(args) => audit::run(args, cx),
         MagicCall::Config(args, body) => config::run(args, body.as_deref(), cx),
         MagicCall::Version(args) => version::run(args, cx),
@@ -489,6 +499,9 @@ pub async fn run_cell(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod hostile_input;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

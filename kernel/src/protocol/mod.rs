@@ -201,6 +201,9 @@ pub async fn heartbeat(mut hb: KernelHeartbeatConnection) {
 }
 
 #[cfg(test)]
+mod hostile_input;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

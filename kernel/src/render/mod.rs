@@ -8,6 +8,7 @@ pub mod html;
 pub mod kb;
 pub mod markdown;
 pub mod plan;
+pub mod recover;
 
 use serde_json::Value;
 

@@ -794,3 +794,6 @@ pub async fn plan_from_model(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod hostile_input;

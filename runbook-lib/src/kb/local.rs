@@ -1,10 +1,11 @@
 //! A local folder of Markdown policy files, indexed in memory with tantivy,
 //! one document per heading section. The folder is re-read whenever a file is
-//! added, removed or changed (checked by size and modification time on each use).
+//! added, removed or changed (checked by size and modification time, at most once
+//! a second: stating 10,000 files on every query cost more than the query).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use tantivy::collector::TopDocs;
 use tantivy::query::BooleanQuery;
@@ -24,6 +25,9 @@ const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 const MAX_DEPTH: usize = 8;
 /// The indexer's memory budget (tantivy's minimum is 15 MB per thread).
 const WRITER_BUDGET: usize = 32 * 1024 * 1024;
+
+/// How long a check of the folder stays fresh.
+pub const RECHECK_AFTER: Duration = Duration::from_secs(1);
 
 /// What a file looked like when it was indexed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +60,14 @@ struct Indexed {
 
 pub struct LocalKnowledgeBase {
     root: PathBuf,
-    state: Mutex<Option<Arc<Indexed>>>,
+    recheck_after: Duration,
+    state: Mutex<Option<Checked>>,
+}
+
+/// The index and when the folder was last compared with it.
+struct Checked {
+    indexed: Arc<Indexed>,
+    at: Instant,
 }
 
 fn relative(root: &Path, path: &Path) -> String {
@@ -77,8 +88,17 @@ fn is_markdown(path: &Path) -> bool {
 impl LocalKnowledgeBase {
     /// Opens and indexes a folder; it must exist and hold Markdown files.
     pub fn open(root: &Path) -> Result<LocalKnowledgeBase, KbError> {
+        Self::open_with_recheck(root, RECHECK_AFTER)
+    }
+
+    /// As [`open`](Self::open), with the folder compared at most once per `recheck_after`.
+    pub fn open_with_recheck(
+        root: &Path,
+        recheck_after: Duration,
+    ) -> Result<LocalKnowledgeBase, KbError> {
         let kb = LocalKnowledgeBase {
             root: root.to_path_buf(),
+            recheck_after,
             state: Mutex::new(None),
         };
         kb.current()?;
@@ -141,24 +161,34 @@ impl LocalKnowledgeBase {
 
     /// The index for the folder as it is now, rebuilt if anything changed.
     fn current(&self) -> Result<Arc<Indexed>, KbError> {
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| KbError::Config("the policy index is unusable after a crash".into()))?;
+        if let Some(checked) = state.as_ref()
+            && checked.at.elapsed() < self.recheck_after
+        {
+            return Ok(checked.indexed.clone());
+        }
         let (stamps, unreadable) = self.scan()?;
         if stamps.is_empty() && unreadable.is_empty() {
             return Err(KbError::NoDocuments {
                 folder: self.folder(),
             });
         }
-        let mut state = self
-            .state
-            .lock()
-            .map_err(|_| KbError::Config("the policy index is unusable after a crash".into()))?;
-        if let Some(indexed) = state.as_ref()
-            && indexed.stamps == stamps
-            && indexed.unreadable == unreadable
+        let at = Instant::now();
+        if let Some(checked) = state.as_mut()
+            && checked.indexed.stamps == stamps
+            && checked.indexed.unreadable == unreadable
         {
-            return Ok(indexed.clone());
+            checked.at = at;
+            return Ok(checked.indexed.clone());
         }
         let indexed = Arc::new(self.build(stamps, unreadable)?);
-        *state = Some(indexed.clone());
+        *state = Some(Checked {
+            indexed: indexed.clone(),
+            at,
+        });
         Ok(indexed)
     }
 
@@ -449,9 +479,40 @@ mod tests {
     }
 
     #[test]
+    fn changes_within_the_recheck_window_wait_for_it() {
+        let f = policies();
+        let window = Duration::from_millis(300);
+        let opened = Instant::now();
+        let kb = LocalKnowledgeBase::open_with_recheck(&f.0, window).unwrap();
+        let found = |kb: &LocalKnowledgeBase| {
+            !block_on(kb.search("logging retention", 3))
+                .unwrap()
+                .passages
+                .is_empty()
+        };
+        assert!(!found(&kb));
+        f.write(
+            "en/logging.md",
+            "# Logging\n\n## Retention\n\nKeep CloudTrail logs for 400 days: logging retention.\n",
+        );
+        let seen_at_once = found(&kb);
+        if opened.elapsed() < window {
+            assert!(
+                !seen_at_once,
+                "the folder was compared again inside the window"
+            );
+        }
+        std::thread::sleep(window);
+        assert!(
+            found(&kb),
+            "the first query after the window sees the change"
+        );
+    }
+
+    #[test]
     fn changes_are_picked_up() {
         let f = policies();
-        let kb = LocalKnowledgeBase::open(&f.0).unwrap();
+        let kb = LocalKnowledgeBase::open_with_recheck(&f.0, Duration::ZERO).unwrap();
         assert!(
             block_on(kb.search("logging retention", 3))
                 .unwrap()
