@@ -1260,3 +1260,68 @@ fn catalog_covers_the_controls_it_promises() {
     }
     assert!(entry_for(&"CloudTrail.1".parse().unwrap()).is_none());
 }
+
+/// Plans recorded before a refactor; their ids are in audit trails, so they must
+/// not change. `RUNBOOK_RECORD_PLANS=1 cargo test -p runbook recorded_plans` writes
+/// the file afresh: only do that when adding new plans, never to make this pass.
+const RECORDED_PLANS: &str = "tests/fixtures/recorded_plans.json";
+
+fn recorded_now() -> Value {
+    let mut plans = Vec::new();
+    for (control, account, region, suffix, _) in CASES {
+        for lang in [Lang::En, Lang::Ja] {
+            let sb = Sandbox::new();
+            let f = find(&sb, control, account, region, suffix);
+            plans.push(serde_json::to_value(catalog_plan(&sb, &f, lang)).unwrap());
+        }
+    }
+    let actions: Vec<Value> = every_action()
+        .into_iter()
+        .map(|(a, _)| serde_json::to_value(a).unwrap())
+        .collect();
+    json!({"plans": plans, "actions": actions})
+}
+
+#[test]
+fn recorded_plans_keep_their_ids() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(RECORDED_PLANS);
+    if std::env::var_os("RUNBOOK_RECORD_PLANS").is_some() {
+        let text = serde_json::to_string_pretty(&recorded_now()).unwrap();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text + "\n").unwrap();
+    }
+    let recorded: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let plans = recorded["plans"].as_array().unwrap();
+    assert!(plans.len() >= 2 * CASES.len());
+    for json in plans {
+        let plan: RemediationPlan = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(plan.digest().as_str(), json["id"].as_str().unwrap(), "{json}");
+        assert_eq!(
+            plan::canonical_json(&serde_json::to_value(&plan).unwrap()),
+            plan::canonical_json(json),
+            "a recorded plan no longer serialises as it was recorded"
+        );
+    }
+    // The catalog still makes the same plans from the same state.
+    let now = recorded_now();
+    let ids = |v: &Value| -> Vec<String> {
+        v["plans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&now), ids(&recorded));
+    // Every action, inverse-only ones included, keeps its JSON.
+    let actions = recorded["actions"].as_array().unwrap();
+    for json in actions {
+        let action: Action = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(&serde_json::to_value(&action).unwrap(), json);
+    }
+    let names: std::collections::BTreeSet<&str> = actions
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 13, "{names:?}");
+}
