@@ -171,7 +171,9 @@ mod tests {
             }],
             control_id: "EC2.7".parse::<ControlId>().expect("control id"),
             target,
-            actions: vec![Action::EnableEbsEncryptionByDefault],
+            actions: vec![Action::EnableEbsEncryptionByDefault(
+                crate::catalog::ebs::EnableEbsEncryptionByDefault {},
+            )],
             rationale: "test".into(),
             policy_citations: Vec::new(),
             lang: Lang::En,

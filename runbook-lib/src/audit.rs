@@ -1384,10 +1384,12 @@ mod tests {
         plan(
             "f-1",
             vec![
-                Action::EnableEbsEncryptionByDefault,
-                Action::EnableKmsKeyRotation {
+                Action::EnableEbsEncryptionByDefault(
+                    crate::catalog::ebs::EnableEbsEncryptionByDefault {},
+                ),
+                Action::EnableKmsKeyRotation(crate::catalog::kms::EnableKmsKeyRotation {
                     key_id: "k-1".to_string(),
-                },
+                }),
             ],
         )
     }
@@ -1684,7 +1686,9 @@ mod tests {
         );
         assert_eq!(
             done[0].inverse(),
-            Some(Action::DisableEbsEncryptionByDefault)
+            Some(Action::DisableEbsEncryptionByDefault(
+                crate::catalog::ebs::DisableEbsEncryptionByDefault {}
+            ))
         );
 
         // Died between actions: nothing open, but the run never finished.
@@ -1722,14 +1726,26 @@ mod tests {
         let failed = plan(
             "f-2",
             vec![
-                Action::EnableEbsEncryptionByDefault,
-                Action::EnableKmsKeyRotation {
+                Action::EnableEbsEncryptionByDefault(
+                    crate::catalog::ebs::EnableEbsEncryptionByDefault {},
+                ),
+                Action::EnableKmsKeyRotation(crate::catalog::kms::EnableKmsKeyRotation {
                     key_id: "k-2".to_string(),
-                },
+                }),
             ],
         );
-        let refused = plan("f-3", vec![Action::EnableEbsEncryptionByDefault]);
-        let proposed = plan("f-4", vec![Action::EnableEbsEncryptionByDefault]);
+        let refused = plan(
+            "f-3",
+            vec![Action::EnableEbsEncryptionByDefault(
+                crate::catalog::ebs::EnableEbsEncryptionByDefault {},
+            )],
+        );
+        let proposed = plan(
+            "f-4",
+            vec![Action::EnableEbsEncryptionByDefault(
+                crate::catalog::ebs::EnableEbsEncryptionByDefault {},
+            )],
+        );
         let mut log = AuditLog::open(&path).unwrap().with_actor(SANDBOX_ACTOR);
 
         write_success(&mut log, &ok);
@@ -1768,7 +1784,9 @@ mod tests {
             &failed,
             0,
             &failed.actions[0],
-            &Action::DisableEbsEncryptionByDefault,
+            &Action::DisableEbsEncryptionByDefault(
+                crate::catalog::ebs::DisableEbsEncryptionByDefault {},
+            ),
         ))
         .unwrap();
         log.append(AuditRecord::run_finished(&failed, "failed"))
@@ -1813,9 +1831,11 @@ mod tests {
         assert_eq!(done[1].subject, AuditSubject::from(&ok));
         assert_eq!(
             done[1].inverse(),
-            Some(Action::DisableKmsKeyRotation {
-                key_id: "k-1".to_string()
-            })
+            Some(Action::DisableKmsKeyRotation(
+                crate::catalog::kms::DisableKmsKeyRotation {
+                    key_id: "k-1".to_string()
+                }
+            ))
         );
 
         // %rollback, from the trail alone, newest first.
@@ -1859,9 +1879,9 @@ mod tests {
         let p = two_actions();
         let mut log = AuditLog::open(&path).unwrap();
         write_success(&mut log, &p);
-        let inverse = Action::DisableKmsKeyRotation {
+        let inverse = Action::DisableKmsKeyRotation(crate::catalog::kms::DisableKmsKeyRotation {
             key_id: "k-1".to_string(),
-        };
+        });
         log.append(AuditRecord::approved(&p)).unwrap();
         log.append(AuditRecord::rollback_started(
             &p,
@@ -1895,7 +1915,12 @@ mod tests {
         let dir = temp_dir("filters");
         let path = dir.join("audit.jsonl");
         let a = two_actions();
-        let b = plan("f-9", vec![Action::EnableEbsEncryptionByDefault]);
+        let b = plan(
+            "f-9",
+            vec![Action::EnableEbsEncryptionByDefault(
+                crate::catalog::ebs::EnableEbsEncryptionByDefault {},
+            )],
+        );
         let mut log = AuditLog::open(&path).unwrap();
         for i in 0..3 {
             log.append(AuditRecord::plan_proposed(&a).with_detail(format!("a{i}")))
@@ -2080,7 +2105,9 @@ mod tests {
             .unwrap();
             j.record(JournalEvent::RolledBack {
                 index: 0,
-                inverse: &Action::DisableEbsEncryptionByDefault,
+                inverse: &Action::DisableEbsEncryptionByDefault(
+                    crate::catalog::ebs::DisableEbsEncryptionByDefault {},
+                ),
                 error: None,
             })
             .unwrap();

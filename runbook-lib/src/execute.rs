@@ -630,9 +630,16 @@ mod tests {
         // IAM accepts 6..=128: 200 makes the second action fail on apply.
         policy.minimum_password_length = if bad_length { 200 } else { 20 };
         vec![
-            Action::EnableEbsEncryptionByDefault,
-            Action::SetPasswordPolicy { policy, previous },
-            Action::DisableEbsEncryptionByDefault,
+            Action::EnableEbsEncryptionByDefault(
+                crate::catalog::ebs::EnableEbsEncryptionByDefault {},
+            ),
+            Action::SetPasswordPolicy(crate::catalog::iam_password::SetPasswordPolicy {
+                policy,
+                previous,
+            }),
+            Action::DisableEbsEncryptionByDefault(
+                crate::catalog::ebs::DisableEbsEncryptionByDefault {},
+            ),
         ]
     }
 
@@ -733,7 +740,13 @@ mod tests {
         let (target, previous) = setting(&sandbox);
         let mut plan = plan_of(&target, three_actions(previous, false));
         plan.lang = Lang::Ja;
-        plan.actions = std::iter::repeat_n(Action::EnableEbsEncryptionByDefault, 40).collect();
+        plan.actions = std::iter::repeat_n(
+            Action::EnableEbsEncryptionByDefault(
+                crate::catalog::ebs::EnableEbsEncryptionByDefault {},
+            ),
+            40,
+        )
+        .collect();
         let note = resolution_note(&plan);
         assert!(note.chars().count() <= MAX_NOTE_CHARS);
         assert!(

@@ -11,6 +11,7 @@ pub mod execute;
 pub mod finding;
 pub mod kb;
 pub mod plan;
+pub mod planner;
 pub mod recover;
 pub mod resources;
 pub mod settings;

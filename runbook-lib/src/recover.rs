@@ -456,8 +456,13 @@ mod tests {
             control_id: "EC2.7".parse::<ControlId>().unwrap(),
             target,
             actions: vec![
-                Action::EnableEbsEncryptionByDefault,
-                Action::SetPasswordPolicy { policy, previous },
+                Action::EnableEbsEncryptionByDefault(
+                    crate::catalog::ebs::EnableEbsEncryptionByDefault {},
+                ),
+                Action::SetPasswordPolicy(crate::catalog::iam_password::SetPasswordPolicy {
+                    policy,
+                    previous,
+                }),
             ],
             rationale: "test".into(),
             policy_citations: Vec::new(),

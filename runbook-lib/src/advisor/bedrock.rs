@@ -475,7 +475,7 @@ impl super::Advisor for BedrockAdvisor {
             )));
         }
         let none = crate::catalog::PolicyValues::new();
-        let plan = crate::catalog::plan_from_model(
+        let plan = crate::planner::plan_from_model(
             &call.input,
             finding,
             cloud,

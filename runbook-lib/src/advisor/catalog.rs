@@ -86,7 +86,7 @@ impl Advisor for CatalogAdvisor {
         }
         let none = PolicyValues::new();
         let values = policy.map_or(&none, |p| &p.values);
-        let plan = catalog::plan(finding, cloud, lang, values).await?;
+        let plan = crate::planner::plan(finding, cloud, lang, values).await?;
         Ok(Proposal::Plan {
             plan: Box::new(plan),
             usage: None,

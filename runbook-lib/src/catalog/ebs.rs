@@ -1,10 +1,227 @@
 //! EC2.7: EBS encryption by default, per region.
 
-use super::{CatalogError, FamilyPlan};
-use crate::cloud::{Cloud, Target};
-use crate::finding::Finding;
-use crate::plan::Action;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::{
+    Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
+    Precheck, Step, ToolSpec, check_fields, python_call, require_account_resource,
+};
+use crate::cloud::sandbox::controls::{ControlDef, Evaluation, FSBP, CIS_14, NIST, account_resource, on_off};
+use crate::cloud::sandbox::OrgState;
+use crate::cloud::{Cloud, CloudError, Target};
+use crate::finding::{ControlId, Finding};
 use crate::settings::Lang;
+
+crate::control!(
+    EC2_7,
+    "EC2.7",
+    Medium,
+    "ec2-ebs-encryption-by-default",
+    [FSBP, CIS_14, NIST],
+    "EBS default encryption should be enabled",
+    "This control checks whether account-level encryption is enabled by default for Amazon Elastic Block Store (Amazon EBS) volumes. The control fails if account-level encryption isn't enabled for EBS volumes in the Region."
+);
+
+/// EC2.7.
+pub struct EbsDefaultEncryption;
+
+#[async_trait]
+impl Family for EbsDefaultEncryption {
+    fn name(&self) -> &'static str {
+        "ebs_default_encryption"
+    }
+
+    fn controls(&self) -> &'static [&'static ControlDef] {
+        &[&EC2_7]
+    }
+
+    fn title(&self, lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => "EBS encryption by default off",
+            Lang::Ja => "EBS のデフォルト暗号化が無効",
+        }
+    }
+
+    fn tools(&self) -> Vec<ToolSpec> {
+        vec![ToolSpec {
+            step: "EnableEbsEncryptionByDefault",
+            description: "EC2.7: turn on EBS encryption by default in the finding's region.",
+            properties: json!({}),
+            required: &[],
+        }]
+    }
+
+    async fn plan(&self, req: &PlanRequest<'_>) -> Result<FamilyPlan, CatalogError> {
+        plan(req.cloud, &req.at, req.lang).await
+    }
+
+    async fn from_model(
+        &self,
+        step: &str,
+        input: &Map<String, Value>,
+        _req: &PlanRequest<'_>,
+    ) -> Result<(Action, Vec<PolicyCitation>), CatalogError> {
+        check_fields(input, step, &[])?;
+        Ok((EnableEbsEncryptionByDefault {}.into(), Vec::new()))
+    }
+
+    fn validate(
+        &self,
+        _action: &Action,
+        _control: &ControlId,
+        finding: &Finding,
+    ) -> Result<(), PlanRejection> {
+        require_account_resource(finding).map(|_| ())
+    }
+
+    fn explain(
+        &self,
+        finding: &Finding,
+        _control: &str,
+        lang: Lang,
+    ) -> (String, String, Vec<String>) {
+        explain(finding, lang)
+    }
+
+    fn examples(&self) -> Vec<Action> {
+        vec![
+            EnableEbsEncryptionByDefault {}.into(),
+            DisableEbsEncryptionByDefault {}.into(),
+        ]
+    }
+
+    fn evaluate(&self, state: &OrgState) -> Vec<Evaluation> {
+        let mut out = Vec::new();
+        for acct in &state.accounts {
+            for reg in &acct.regions {
+                out.push(Evaluation::of(
+                    &EC2_7,
+                    &acct.id,
+                    &reg.region,
+                    account_resource(&acct.id, &reg.region),
+                    reg.ebs_encryption_by_default,
+                    format!(
+                        "EBS encryption by default is {}",
+                        on_off(reg.ebs_encryption_by_default)
+                    ),
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Turn on EBS encryption by default in the region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnableEbsEncryptionByDefault {}
+
+/// Inverse only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisableEbsEncryptionByDefault {}
+
+async fn precheck(want: bool, cloud: &dyn Cloud, at: &Target) -> Result<Precheck, CloudError> {
+    let live = cloud.ebs_encryption_by_default(at).await?;
+    Ok(Precheck {
+        current: json!({"ebs_encryption_by_default": live}),
+        expected: json!({"ebs_encryption_by_default": want}),
+        already_done: live == want,
+        drift: None,
+    })
+}
+
+#[async_trait]
+impl Step for EnableEbsEncryptionByDefault {
+    async fn precheck(&self, cloud: &dyn Cloud, at: &Target) -> Result<Precheck, CloudError> {
+        precheck(true, cloud, at).await
+    }
+
+    async fn apply(&self, cloud: &dyn Cloud, at: &Target) -> Result<Applied, CloudError> {
+        cloud.set_ebs_encryption_by_default(at, true).await?;
+        Ok(Applied::changed("enabled EBS encryption by default"))
+    }
+
+    async fn verify(&self, cloud: &dyn Cloud, at: &Target) -> Result<bool, CloudError> {
+        cloud.ebs_encryption_by_default(at).await
+    }
+
+    fn inverse(&self, _applied: Option<&Applied>) -> Option<Action> {
+        Some(DisableEbsEncryptionByDefault {}.into())
+    }
+
+    fn permissions(&self) -> Vec<&'static str> {
+        vec![
+            "ec2:GetEbsEncryptionByDefault",
+            "ec2:EnableEbsEncryptionByDefault",
+        ]
+    }
+
+    fn cli(&self, at: &Target) -> String {
+        format!(
+            "aws ec2 enable-ebs-encryption-by-default --region {}",
+            super::shell_quote(&at.region)
+        )
+    }
+
+    fn python(&self, at: &Target) -> String {
+        python_call(at, "ec2", "enable_ebs_encryption_by_default", &[])
+    }
+
+    fn describe(&self, lang: Lang) -> String {
+        match lang {
+            Lang::En => "Turn on EBS encryption by default in this region",
+            Lang::Ja => "このリージョンで EBS ボリュームのデフォルト暗号化を有効にします。",
+        }
+        .to_string()
+    }
+}
+
+#[async_trait]
+impl Step for DisableEbsEncryptionByDefault {
+    async fn precheck(&self, cloud: &dyn Cloud, at: &Target) -> Result<Precheck, CloudError> {
+        precheck(false, cloud, at).await
+    }
+
+    async fn apply(&self, cloud: &dyn Cloud, at: &Target) -> Result<Applied, CloudError> {
+        cloud.set_ebs_encryption_by_default(at, false).await?;
+        Ok(Applied::changed("disabled EBS encryption by default"))
+    }
+
+    async fn verify(&self, cloud: &dyn Cloud, at: &Target) -> Result<bool, CloudError> {
+        Ok(!cloud.ebs_encryption_by_default(at).await?)
+    }
+
+    fn inverse(&self, _applied: Option<&Applied>) -> Option<Action> {
+        Some(EnableEbsEncryptionByDefault {}.into())
+    }
+
+    fn permissions(&self) -> Vec<&'static str> {
+        vec![
+            "ec2:GetEbsEncryptionByDefault",
+            "ec2:DisableEbsEncryptionByDefault",
+        ]
+    }
+
+    fn cli(&self, at: &Target) -> String {
+        format!(
+            "aws ec2 disable-ebs-encryption-by-default --region {}",
+            super::shell_quote(&at.region)
+        )
+    }
+
+    fn python(&self, at: &Target) -> String {
+        python_call(at, "ec2", "disable_ebs_encryption_by_default", &[])
+    }
+
+    fn describe(&self, lang: Lang) -> String {
+        match lang {
+            Lang::En => "Turn off EBS encryption by default in this region",
+            Lang::Ja => "このリージョンで EBS ボリュームのデフォルト暗号化を無効にします。",
+        }
+        .to_string()
+    }
+}
 
 pub(crate) async fn plan(
     cloud: &dyn Cloud,
@@ -28,7 +245,7 @@ pub(crate) async fn plan(
         ),
     };
     Ok(FamilyPlan {
-        actions: vec![Action::EnableEbsEncryptionByDefault],
+        actions: vec![EnableEbsEncryptionByDefault {}.into()],
         rationale,
         citations: Vec::new(),
     })

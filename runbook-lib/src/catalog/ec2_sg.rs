@@ -2,15 +2,619 @@
 //! The fix revokes only the rules open to 0.0.0.0/0 or ::/0 on the ports the
 //! control flags; every other rule stays.
 
-use serde_json::Value;
+use std::collections::BTreeSet;
 
-use super::{CatalogError, FamilyPlan, arn_in_scope, resources_text};
-use crate::cloud::sandbox::controls::{AUTHORIZED_TCP_PORTS, HIGH_RISK_PORTS};
-use crate::cloud::{Cloud, Target};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::{
+    Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
+    Precheck, Step, ToolSpec, arn_in_scope, canonical_json, check_fields, malformed, plural,
+    py_str, py_value, python_call, resources_text, shell_quote, str_field,
+};
+use crate::cloud::sandbox::OrgState;
+use crate::cloud::sandbox::controls::{
+    CIS_12, ControlDef, Evaluation, FSBP, NIST, PCI, sg_resource,
+};
+use crate::cloud::{Cloud, CloudError, Target};
 use crate::finding::{ControlId, Finding, Resource};
-use crate::plan::{Action, PlanRejection};
-use crate::resources::IngressRule;
+use crate::resources::{IngressRule, SecurityGroup};
 use crate::settings::Lang;
+
+crate::control!(
+    EC2_13,
+    "EC2.13",
+    High,
+    "restricted-ssh",
+    [CIS_12, NIST, PCI],
+    "Security groups should not allow ingress from 0.0.0.0/0 or ::/0 to port 22",
+    "This control checks whether an Amazon EC2 security group allows ingress from 0.0.0.0/0 or ::/0 to port 22. The control fails if the security group allows ingress from 0.0.0.0/0 or ::/0 to port 22."
+);
+
+crate::control!(
+    EC2_14,
+    "EC2.14",
+    High,
+    "restricted-common-ports",
+    [CIS_12],
+    "Security groups should not allow ingress from 0.0.0.0/0 or ::/0 to port 3389",
+    "This control checks whether an Amazon EC2 security group allows ingress from 0.0.0.0/0 or ::/0 to port 3389. The control fails if the security group allows ingress from 0.0.0.0/0 or ::/0 to port 3389."
+);
+
+crate::control!(
+    EC2_18,
+    "EC2.18",
+    High,
+    "vpc-sg-open-only-to-authorized-ports",
+    [FSBP, NIST],
+    "Security groups should only allow unrestricted incoming traffic for authorized ports",
+    "This control checks whether an Amazon EC2 security group permits unrestricted incoming traffic from unauthorized ports. The control fails if the security group allows unrestricted incoming traffic (0.0.0.0/0 or ::/0) to any port other than the authorized TCP ports 80 and 443."
+);
+
+crate::control!(
+    EC2_19,
+    "EC2.19",
+    Critical,
+    "vpc-sg-restricted-common-ports",
+    [FSBP, NIST],
+    "Security groups should not allow unrestricted access to ports with high risk",
+    "This control checks whether unrestricted incoming traffic for an Amazon EC2 security group is accessible to ports that are considered high risk. The control fails if any rule in the security group allows ingress from 0.0.0.0/0 or ::/0 to one of those ports (for example 22, 3389, 3306 or 5432)."
+);
+
+/// Ports EC2.19 treats as high risk.
+pub const HIGH_RISK_PORTS: &[i32] = &[
+    20, 21, 22, 23, 25, 110, 135, 143, 445, 1433, 1434, 3000, 3306, 3389, 4333, 5000, 5432, 5500,
+    5601, 8080, 8088, 8888, 9200, 9300,
+];
+
+/// TCP ports EC2.18 allows to be open to the world.
+pub const AUTHORIZED_TCP_PORTS: &[i32] = &[80, 443];
+
+/// EC2.19, EC2.13, EC2.14, EC2.18.
+pub struct SecurityGroupIngress;
+
+#[async_trait]
+impl Family for SecurityGroupIngress {
+    fn name(&self) -> &'static str {
+        "ec2_security_group"
+    }
+
+    fn controls(&self) -> &'static [&'static ControlDef] {
+        &[&EC2_19, &EC2_13, &EC2_14, &EC2_18]
+    }
+
+    fn title(&self, lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => "Security group ingress open to the internet",
+            Lang::Ja => "インターネットに開いたセキュリティグループのインバウンドルール",
+        }
+    }
+
+    fn tools(&self) -> Vec<ToolSpec> {
+        vec![ToolSpec {
+            step: "RevokeIngress",
+            description: "EC2.13/EC2.14/EC2.18/EC2.19: revoke the security group rules open to 0.0.0.0/0 or ::/0 on the ports the control flags.",
+            properties: json!({
+                "group_id": {"type": "string", "pattern": "^sg-[0-9a-f]{8,17}$"},
+                "rule_ids": {"type": "array", "minItems": 1, "maxItems": 50,
+                    "items": {"type": "string", "pattern": "^sgr-[0-9a-f]{8,17}$"}}
+            }),
+            required: &["group_id", "rule_ids"],
+        }]
+    }
+
+    async fn plan(&self, req: &PlanRequest<'_>) -> Result<FamilyPlan, CatalogError> {
+        plan(req.finding, req.control, req.cloud, &req.at, req.lang).await
+    }
+
+    async fn from_model(
+        &self,
+        step: &str,
+        input: &Map<String, Value>,
+        req: &PlanRequest<'_>,
+    ) -> Result<(Action, Vec<PolicyCitation>), CatalogError> {
+        check_fields(input, step, &["group_id", "rule_ids"])?;
+        let group_id = str_field(input, step, "group_id")?;
+        group_in_finding(group_id, req.finding)?;
+        let ids = input
+            .get("rule_ids")
+            .and_then(Value::as_array)
+            .ok_or_else(|| malformed(format!("{step} needs rule_ids as an array")))?;
+        let g = req.cloud.security_group(&req.at, group_id).await?;
+        let mut rules = Vec::new();
+        for id in ids {
+            let id = id
+                .as_str()
+                .ok_or_else(|| malformed("rule_ids must be strings"))?;
+            let rule = g.ingress.iter().find(|r| r.rule_id == id).ok_or_else(|| {
+                PlanRejection::UnknownRule {
+                    rule_id: id.to_string(),
+                    group_id: group_id.to_string(),
+                }
+            })?;
+            rules.push(rule.clone());
+        }
+        let action = RevokeIngress {
+            group_id: group_id.to_string(),
+            rules,
+        };
+        Ok((action.into(), Vec::new()))
+    }
+
+    fn validate(
+        &self,
+        action: &Action,
+        control: &ControlId,
+        finding: &Finding,
+    ) -> Result<(), PlanRejection> {
+        match action {
+            Action::RevokeIngress(a) => validate_revoke(&a.group_id, &a.rules, control, finding),
+            _ => Ok(()),
+        }
+    }
+
+    fn explain(
+        &self,
+        finding: &Finding,
+        control: &str,
+        lang: Lang,
+    ) -> (String, String, Vec<String>) {
+        explain(finding, control, lang)
+    }
+
+    fn examples(&self) -> Vec<Action> {
+        let rules = vec![IngressRule {
+            rule_id: "sgr-0123456789abcdef0".to_string(),
+            protocol: "tcp".to_string(),
+            from_port: 22,
+            to_port: 22,
+            cidr_ipv4: Some("0.0.0.0/0".to_string()),
+            cidr_ipv6: None,
+            description: Some("SSH from anywhere".to_string()),
+        }];
+        let group_id = "sg-0123456789abcdef0".to_string();
+        vec![
+            RevokeIngress {
+                group_id: group_id.clone(),
+                rules: rules.clone(),
+            }
+            .into(),
+            AuthorizeIngress { group_id, rules }.into(),
+        ]
+    }
+
+    fn evaluate(&self, state: &OrgState) -> Vec<Evaluation> {
+        let mut out = Vec::new();
+        for acct in &state.accounts {
+            for reg in &acct.regions {
+                for g in &reg.security_groups {
+                    for (control, passed, reason) in evaluate_security_group(g) {
+                        out.push(Evaluation::of(
+                            control,
+                            &acct.id,
+                            &reg.region,
+                            sg_resource(&acct.id, &reg.region, g),
+                            passed,
+                            reason,
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+// How the sandbox evaluates the four controls on one security group.
+
+fn world_rules(g: &SecurityGroup) -> impl Iterator<Item = &IngressRule> {
+    g.ingress.iter().filter(|r| r.is_open_to_world())
+}
+
+fn describe_rules(rules: &[&IngressRule]) -> String {
+    rules
+        .iter()
+        .map(|r| format!("{} from {} ({})", r.ports(), r.source(), r.rule_id))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Pass if no offending rule; the reason lists them otherwise.
+fn rule_check(offending: Vec<&IngressRule>, what: &str) -> (bool, String) {
+    if offending.is_empty() {
+        (
+            true,
+            format!("no rule allows {what} from 0.0.0.0/0 or ::/0"),
+        )
+    } else {
+        (
+            false,
+            format!("open to the world: {}", describe_rules(&offending)),
+        )
+    }
+}
+
+fn evaluate_security_group(g: &SecurityGroup) -> Vec<(&'static ControlDef, bool, String)> {
+    let port_check = |port: i32| {
+        rule_check(
+            world_rules(g).filter(|r| r.allows_tcp_port(port)).collect(),
+            &format!("port {port}"),
+        )
+    };
+    let high_risk = rule_check(
+        world_rules(g)
+            .filter(|r| {
+                r.is_all_traffic()
+                    || HIGH_RISK_PORTS
+                        .iter()
+                        .any(|p| r.from_port <= *p && *p <= r.to_port)
+            })
+            .collect(),
+        "high-risk ports",
+    );
+    let unauthorized = rule_check(
+        world_rules(g)
+            .filter(|r| {
+                let authorized = r.protocol.eq_ignore_ascii_case("tcp")
+                    && AUTHORIZED_TCP_PORTS
+                        .iter()
+                        .any(|p| r.from_port == *p && r.to_port == *p);
+                !authorized
+            })
+            .collect(),
+        "unauthorized ports",
+    );
+    let (p22, r22) = port_check(22);
+    let (p3389, r3389) = port_check(3389);
+    vec![
+        (&EC2_19, high_risk.0, high_risk.1),
+        (&EC2_13, p22, r22),
+        (&EC2_14, p3389, r3389),
+        (&EC2_18, unauthorized.0, unauthorized.1),
+    ]
+}
+
+
+/// Revoke these world-open ingress rules (full definitions kept for the inverse).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeIngress {
+    pub group_id: String,
+    pub rules: Vec<IngressRule>,
+}
+
+/// Re-authorize ingress rules. Inverse only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizeIngress {
+    pub group_id: String,
+    pub rules: Vec<IngressRule>,
+}
+
+/// Same traffic (protocol, ports, CIDR), whatever the rule id and description.
+fn same_permission(a: &IngressRule, b: &IngressRule) -> bool {
+    a.protocol.eq_ignore_ascii_case(&b.protocol)
+        && a.from_port == b.from_port
+        && a.to_port == b.to_port
+        && a.cidr_ipv4 == b.cidr_ipv4
+        && a.cidr_ipv6 == b.cidr_ipv6
+}
+
+/// The EC2 `IpPermissions` entry of one rule.
+fn ip_permission(r: &IngressRule) -> Value {
+    let mut p = json!({"IpProtocol": r.protocol});
+    if !r.is_all_traffic() {
+        p["FromPort"] = json!(r.from_port);
+        p["ToPort"] = json!(r.to_port);
+    }
+    let mut range = |list: &str, key: &str, cidr: &str| {
+        let mut entry = json!({ key: cidr });
+        if let Some(d) = &r.description {
+            entry["Description"] = json!(d);
+        }
+        p[list] = json!([entry]);
+    };
+    if let Some(c) = &r.cidr_ipv4 {
+        range("IpRanges", "CidrIp", c);
+    }
+    if let Some(c) = &r.cidr_ipv6 {
+        range("Ipv6Ranges", "CidrIpv6", c);
+    }
+    p
+}
+
+/// "tcp 22" / "all traffic" / "全トラフィック".
+fn ports_text(r: &IngressRule, lang: Lang) -> String {
+    if r.is_all_traffic() && lang == Lang::Ja {
+        "全トラフィック".to_string()
+    } else {
+        r.ports()
+    }
+}
+
+fn rules_text(rules: &[IngressRule], lang: Lang) -> String {
+    rules
+        .iter()
+        .map(|r| match lang {
+            Lang::En => format!("{} from {}", ports_text(r, lang), r.source()),
+            Lang::Ja => format!("{} からの {}", r.source(), ports_text(r, lang)),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn sources(rules: &[IngressRule]) -> String {
+    let set: BTreeSet<&str> = rules.iter().map(IngressRule::source).collect();
+    set.into_iter().collect::<Vec<_>>().join(", ")
+}
+
+#[async_trait]
+impl Step for RevokeIngress {
+    async fn precheck(&self, cloud: &dyn Cloud, at: &Target) -> Result<Precheck, CloudError> {
+        let rules = &self.rules;
+        let g = cloud.security_group(at, &self.group_id).await?;
+        let mut gone = Vec::new();
+        let mut changed = Vec::new();
+        for planned in rules {
+            match g.ingress.iter().find(|r| r.rule_id == planned.rule_id) {
+                None => gone.push(planned),
+                Some(live) if live != planned => changed.push((planned, live)),
+                Some(_) => {}
+            }
+        }
+        let remaining: Vec<&IngressRule> = g
+            .ingress
+            .iter()
+            .filter(|r| !rules.iter().any(|p| p.rule_id == r.rule_id))
+            .collect();
+        let already_done = gone.len() == rules.len();
+        let mut drift = Vec::new();
+        if !already_done {
+            drift.extend(gone.iter().map(|r| {
+                format!(
+                    "rule {} ({} from {}) is gone",
+                    r.rule_id,
+                    r.ports(),
+                    r.source()
+                )
+            }));
+        }
+        drift.extend(changed.iter().map(|(p, l)| {
+            format!(
+                "rule {} changed: planned {} from {}, now {} from {}",
+                p.rule_id,
+                p.ports(),
+                p.source(),
+                l.ports(),
+                l.source()
+            )
+        }));
+        Ok(Precheck {
+            current: json!({"group_id": g.group_id, "ingress": g.ingress,
+                "network_interfaces": g.network_interfaces}),
+            expected: json!({"group_id": g.group_id, "ingress": remaining}),
+            already_done: already_done && changed.is_empty(),
+            drift: (!drift.is_empty()).then(|| drift.join("; ")),
+        })
+    }
+
+    async fn apply(&self, cloud: &dyn Cloud, at: &Target) -> Result<Applied, CloudError> {
+        let group_id = &self.group_id;
+        let g = cloud.security_group(at, group_id).await?;
+        let present: Vec<IngressRule> = self
+            .rules
+            .iter()
+            .filter(|p| g.ingress.iter().any(|r| r == *p))
+            .cloned()
+            .collect();
+        let ids: Vec<String> = present.iter().map(|r| r.rule_id.clone()).collect();
+        cloud.revoke_ingress(at, group_id, &ids).await?;
+        Ok(Applied {
+            rules: present,
+            ..Applied::changed(format!(
+                "revoked {} rule(s) from {group_id}: {}",
+                ids.len(),
+                ids.join(", ")
+            ))
+        })
+    }
+
+    async fn verify(&self, cloud: &dyn Cloud, at: &Target) -> Result<bool, CloudError> {
+        let g = cloud.security_group(at, &self.group_id).await?;
+        Ok(!self.rules.iter().any(|p| {
+            g.ingress
+                .iter()
+                .any(|r| r.rule_id == p.rule_id || same_permission(r, p))
+        }))
+    }
+
+    fn inverse(&self, applied: Option<&Applied>) -> Option<Action> {
+        let rules = match applied {
+            Some(a) => a.rules.clone(),
+            None => self.rules.clone(),
+        };
+        (!rules.is_empty()).then(|| {
+            AuthorizeIngress {
+                group_id: self.group_id.clone(),
+                rules,
+            }
+            .into()
+        })
+    }
+
+    fn permissions(&self) -> Vec<&'static str> {
+        vec![
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeSecurityGroupRules",
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:RevokeSecurityGroupIngress",
+        ]
+    }
+
+    fn cli(&self, at: &Target) -> String {
+        format!(
+            "aws ec2 revoke-security-group-ingress --region {} --group-id {} --security-group-rule-ids {}",
+            shell_quote(&at.region),
+            shell_quote(&self.group_id),
+            self.rules
+                .iter()
+                .map(|x| shell_quote(&x.rule_id))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    }
+
+    fn python(&self, at: &Target) -> String {
+        python_call(
+            at,
+            "ec2",
+            "revoke_security_group_ingress",
+            &[
+                ("GroupId", py_str(&self.group_id)),
+                (
+                    "SecurityGroupRuleIds",
+                    py_value(&json!(self.rules.iter().map(|r| &r.rule_id).collect::<Vec<_>>())),
+                ),
+            ],
+        )
+    }
+
+    fn describe(&self, lang: Lang) -> String {
+        let (group_id, rules) = (&self.group_id, &self.rules);
+        let list = rules_text(rules, lang);
+        match lang {
+            Lang::Ja => format!(
+                "セキュリティグループ {group_id} から、インターネット ({}) に開いている {} 件のインバウンドルール ({list}) を削除します。",
+                sources(rules),
+                rules.len()
+            ),
+            Lang::En => format!(
+                "Revoke {} ingress rule{} open to the internet ({list}) on {group_id}",
+                rules.len(),
+                plural(rules.len())
+            ),
+        }
+    }
+}
+
+#[async_trait]
+impl Step for AuthorizeIngress {
+    async fn precheck(&self, cloud: &dyn Cloud, at: &Target) -> Result<Precheck, CloudError> {
+        let g = cloud.security_group(at, &self.group_id).await?;
+        let missing: Vec<&IngressRule> = self
+            .rules
+            .iter()
+            .filter(|p| !g.ingress.iter().any(|r| same_permission(r, p)))
+            .collect();
+        let mut expected = g.ingress.clone();
+        expected.extend(missing.iter().map(|r| (*r).clone()));
+        Ok(Precheck {
+            current: json!({"group_id": g.group_id, "ingress": g.ingress}),
+            expected: json!({"group_id": g.group_id, "ingress": expected}),
+            already_done: missing.is_empty(),
+            drift: None,
+        })
+    }
+
+    async fn apply(&self, cloud: &dyn Cloud, at: &Target) -> Result<Applied, CloudError> {
+        let group_id = &self.group_id;
+        let g = cloud.security_group(at, group_id).await?;
+        let missing: Vec<IngressRule> = self
+            .rules
+            .iter()
+            .filter(|p| !g.ingress.iter().any(|r| same_permission(r, p)))
+            .cloned()
+            .collect();
+        let created = cloud.authorize_ingress(at, group_id, &missing).await?;
+        Ok(Applied {
+            summary: format!(
+                "authorized {} rule(s) on {group_id}: {}",
+                created.len(),
+                created
+                    .iter()
+                    .map(|r| r.rule_id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            changed: true,
+            rules: created,
+            ..Applied::default()
+        })
+    }
+
+    async fn verify(&self, cloud: &dyn Cloud, at: &Target) -> Result<bool, CloudError> {
+        let g = cloud.security_group(at, &self.group_id).await?;
+        Ok(self
+            .rules
+            .iter()
+            .all(|p| g.ingress.iter().any(|r| same_permission(r, p))))
+    }
+
+    fn inverse(&self, applied: Option<&Applied>) -> Option<Action> {
+        let created = applied.map(|a| a.rules.clone()).unwrap_or_default();
+        (!created.is_empty()).then(|| {
+            RevokeIngress {
+                group_id: self.group_id.clone(),
+                rules: created,
+            }
+            .into()
+        })
+    }
+
+    fn permissions(&self) -> Vec<&'static str> {
+        vec![
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeSecurityGroupRules",
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:AuthorizeSecurityGroupIngress",
+        ]
+    }
+
+    fn cli(&self, at: &Target) -> String {
+        let r = shell_quote(&at.region);
+        self.rules
+            .iter()
+            .map(|x| {
+                format!(
+                    "aws ec2 authorize-security-group-ingress --region {r} --group-id {} --ip-permissions {}",
+                    shell_quote(&self.group_id),
+                    shell_quote(&canonical_json(&Value::Array(vec![ip_permission(x)])))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn python(&self, at: &Target) -> String {
+        python_call(
+            at,
+            "ec2",
+            "authorize_security_group_ingress",
+            &[
+                ("GroupId", py_str(&self.group_id)),
+                (
+                    "IpPermissions",
+                    py_value(&Value::Array(self.rules.iter().map(ip_permission).collect())),
+                ),
+            ],
+        )
+    }
+
+    fn describe(&self, lang: Lang) -> String {
+        let (group_id, rules) = (&self.group_id, &self.rules);
+        let list = rules_text(rules, lang);
+        match lang {
+            Lang::Ja => format!(
+                "セキュリティグループ {group_id} に {} 件のインバウンドルール ({list}) を再び追加します。",
+                rules.len()
+            ),
+            Lang::En => format!(
+                "Re-authorize {} ingress rule{} ({list}) on {group_id}",
+                rules.len(),
+                plural(rules.len())
+            ),
+        }
+    }
+}
 
 /// Whether a rule's port range reaches `port`.
 fn reaches(r: &IngressRule, port: i32) -> bool {
@@ -234,10 +838,13 @@ pub(crate) async fn plan(
         }
     };
     Ok(FamilyPlan {
-        actions: vec![Action::RevokeIngress {
-            group_id,
-            rules: open.into_iter().cloned().collect(),
-        }],
+        actions: vec![
+            RevokeIngress {
+                group_id,
+                rules: open.into_iter().cloned().collect(),
+            }
+            .into(),
+        ],
         rationale,
         citations: Vec::new(),
     })

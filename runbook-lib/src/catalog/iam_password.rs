@@ -2,14 +2,611 @@
 //! resets every parameter it is not given, so plans send the full merged policy:
 //! the current one with only what the control requires changed.
 
-use serde_json::{Map, Value};
+use std::fmt::Write as _;
 
-use super::{CatalogError, FamilyPlan, PolicyValues};
-use crate::cloud::{Cloud, Target};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::{
+    Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
+    PolicyValues, Precheck, Step, ToolSpec, check_fields, py_value, python_call,
+    require_account_resource, shell_quote, to_json,
+};
+use crate::cloud::sandbox::controls::{
+    CIS_12, CIS_14, ControlDef, Evaluation, NIST, PCI, account_resource,
+};
+use crate::cloud::sandbox::{AccountState, OrgState};
+use crate::cloud::{Cloud, CloudError, Target};
 use crate::finding::{ControlId, Finding};
-use crate::plan::{Action, PlanRejection, PolicyCitation, policy_changes};
 use crate::resources::PasswordPolicy;
 use crate::settings::Lang;
+
+crate::control!(
+    IAM_7,
+    "IAM.7",
+    Medium,
+    "iam-password-policy",
+    [NIST],
+    "Password policies for IAM users should have strong configurations",
+    "This control checks whether the account password policy for IAM users uses strong configurations: uppercase letters, lowercase letters, numbers and symbols required, a minimum length of 8, at least 24 remembered passwords and a maximum age of 90 days. The control fails if the password policy doesn't meet all of them."
+);
+
+crate::control!(
+    IAM_11,
+    "IAM.11",
+    Medium,
+    "iam-password-policy-uppercase-check",
+    [CIS_12],
+    "Ensure IAM password policy requires at least one uppercase letter",
+    "This control checks whether the account password policy for IAM users requires at least one uppercase letter. The control fails if the policy doesn't require it."
+);
+
+crate::control!(
+    IAM_12,
+    "IAM.12",
+    Medium,
+    "iam-password-policy-lowercase-check",
+    [CIS_12],
+    "Ensure IAM password policy requires at least one lowercase letter",
+    "This control checks whether the account password policy for IAM users requires at least one lowercase letter. The control fails if the policy doesn't require it."
+);
+
+crate::control!(
+    IAM_13,
+    "IAM.13",
+    Medium,
+    "iam-password-policy-symbol-check",
+    [CIS_12],
+    "Ensure IAM password policy requires at least one symbol",
+    "This control checks whether the account password policy for IAM users requires at least one symbol. The control fails if the policy doesn't require it."
+);
+
+crate::control!(
+    IAM_14,
+    "IAM.14",
+    Medium,
+    "iam-password-policy-number-check",
+    [CIS_12],
+    "Ensure IAM password policy requires at least one number",
+    "This control checks whether the account password policy for IAM users requires at least one number. The control fails if the policy doesn't require it."
+);
+
+crate::control!(
+    IAM_15,
+    "IAM.15",
+    Medium,
+    "iam-password-policy-minimum-length-check",
+    [CIS_12, CIS_14],
+    "Ensure IAM password policy requires minimum password length of 14 or greater",
+    "This control checks whether the account password policy for IAM users requires passwords of at least 14 characters. The control fails if the minimum length is less than 14."
+);
+
+crate::control!(
+    IAM_16,
+    "IAM.16",
+    Low,
+    "iam-password-policy-prevent-reuse-check",
+    [CIS_12, CIS_14, PCI],
+    "Ensure IAM password policy prevents password reuse",
+    "This control checks whether the account password policy for IAM users remembers at least 24 previous passwords. The control fails if password reuse prevention is not set or is less than 24."
+);
+
+crate::control!(
+    IAM_17,
+    "IAM.17",
+    Low,
+    "iam-password-policy-expiration-check",
+    [CIS_12],
+    "Ensure IAM password policy expires passwords within 90 days or less",
+    "This control checks whether the account password policy for IAM users expires passwords within 90 days or less. The control fails if passwords never expire or expire after more than 90 days."
+);
+
+
+/// IAM.7, IAM.11 to IAM.17.
+pub struct PasswordPolicyStrength;
+
+#[async_trait]
+impl Family for PasswordPolicyStrength {
+    fn name(&self) -> &'static str {
+        "iam_password_policy"
+    }
+
+    fn controls(&self) -> &'static [&'static ControlDef] {
+        &[
+            &IAM_7, &IAM_11, &IAM_12, &IAM_13, &IAM_14, &IAM_15, &IAM_16, &IAM_17,
+        ]
+    }
+
+    fn title(&self, lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => "Weak IAM account password policy",
+            Lang::Ja => "IAM アカウントのパスワードポリシーが弱い",
+        }
+    }
+
+    fn tools(&self) -> Vec<ToolSpec> {
+        vec![ToolSpec {
+            step: "SetPasswordPolicy",
+            description: "IAM.7, IAM.11-IAM.17: change only the password policy settings the control requires; every other setting keeps its current value.",
+            properties: json!({
+                "minimum_password_length": {"type": "integer", "minimum": 14, "maximum": 128},
+                "require_symbols": {"type": "boolean"},
+                "require_numbers": {"type": "boolean"},
+                "require_uppercase_characters": {"type": "boolean"},
+                "require_lowercase_characters": {"type": "boolean"},
+                "password_reuse_prevention": {"type": "integer", "minimum": 24, "maximum": 24},
+                "max_password_age": {"type": "integer", "minimum": 1, "maximum": 90}
+            }),
+            required: &[],
+        }]
+    }
+
+    async fn plan(&self, req: &PlanRequest<'_>) -> Result<FamilyPlan, CatalogError> {
+        plan(req.control, req.cloud, &req.at, req.lang, req.policy).await
+    }
+
+    async fn from_model(
+        &self,
+        step: &str,
+        input: &Map<String, Value>,
+        req: &PlanRequest<'_>,
+    ) -> Result<(Action, Vec<PolicyCitation>), CatalogError> {
+        check_fields(input, step, MODEL_FIELDS)?;
+        require_account_resource(req.finding)?;
+        let previous = req.cloud.password_policy(&req.at).await?;
+        let planned = overlay(previous.as_ref(), input)?;
+        let citations =
+            check_against_policy(&planned, previous.as_ref(), req.control, req.policy, req.lang)?;
+        let action = SetPasswordPolicy {
+            policy: planned,
+            previous,
+        };
+        Ok((action.into(), citations))
+    }
+
+    fn validate(
+        &self,
+        action: &Action,
+        control: &ControlId,
+        finding: &Finding,
+    ) -> Result<(), PlanRejection> {
+        require_account_resource(finding)?;
+        match action {
+            Action::SetPasswordPolicy(a) => validate_policy(&a.policy, a.previous.as_ref(), control),
+            _ => Ok(()),
+        }
+    }
+
+    fn explain(
+        &self,
+        finding: &Finding,
+        control: &str,
+        lang: Lang,
+    ) -> (String, String, Vec<String>) {
+        explain(finding, control, lang)
+    }
+
+    fn policy_parameters(&self, control: &str) -> Option<Vec<&'static str>> {
+        Some(governed(control).iter().map(|f| f.parameter()).collect())
+    }
+
+    fn examples(&self) -> Vec<Action> {
+        let policy = PasswordPolicy {
+            minimum_password_length: 14,
+            require_symbols: true,
+            require_numbers: true,
+            require_uppercase_characters: true,
+            require_lowercase_characters: true,
+            allow_users_to_change_password: true,
+            max_password_age: Some(90),
+            password_reuse_prevention: Some(24),
+            hard_expiry: false,
+        };
+        vec![
+            SetPasswordPolicy {
+                policy,
+                previous: None,
+            }
+            .into(),
+            DeletePasswordPolicy {}.into(),
+        ]
+    }
+
+    fn evaluate(&self, state: &OrgState) -> Vec<Evaluation> {
+        let mut out = Vec::new();
+        for acct in &state.accounts {
+            for (control, passed, reason) in password_checks(acct) {
+                out.push(Evaluation::of(
+                    control,
+                    &acct.id,
+                    &state.home_region,
+                    account_resource(&acct.id, &state.home_region),
+                    passed,
+                    reason,
+                ));
+            }
+        }
+        out
+    }
+}
+
+// How the sandbox evaluates the controls on one account's policy.
+
+fn password_checks(acct: &AccountState) -> Vec<(&'static ControlDef, bool, String)> {
+    let Some(p) = &acct.password_policy else {
+        let why = "the account has no custom password policy".to_string();
+        return [
+            &IAM_7, &IAM_11, &IAM_12, &IAM_13, &IAM_14, &IAM_15, &IAM_16, &IAM_17,
+        ]
+        .into_iter()
+        .map(|c| (c, false, why.clone()))
+        .collect();
+    };
+    let reuse = p.password_reuse_prevention.unwrap_or(0);
+    let age_ok = p.max_password_age.is_some_and(|d| d <= 90);
+    let flag = |ok: bool, what: &str| {
+        let verb = if ok { "requires" } else { "does not require" };
+        (ok, format!("the policy {verb} {what}"))
+    };
+    let strong = p.require_uppercase_characters
+        && p.require_lowercase_characters
+        && p.require_numbers
+        && p.require_symbols
+        && p.minimum_password_length >= 8
+        && reuse >= 24
+        && age_ok;
+    let (u, ur) = flag(p.require_uppercase_characters, "an uppercase letter");
+    let (l, lr) = flag(p.require_lowercase_characters, "a lowercase letter");
+    let (s, sr) = flag(p.require_symbols, "a symbol");
+    let (n, nr) = flag(p.require_numbers, "a number");
+    vec![
+        (
+            &IAM_7,
+            strong,
+            format!(
+                "minimum length {}, symbols {}, numbers {}, uppercase {}, lowercase {}, reuse prevention {}, maximum age {}",
+                p.minimum_password_length,
+                p.require_symbols,
+                p.require_numbers,
+                p.require_uppercase_characters,
+                p.require_lowercase_characters,
+                reuse,
+                p.max_password_age
+                    .map_or("none".to_string(), |d| format!("{d} days"))
+            ),
+        ),
+        (&IAM_11, u, ur),
+        (&IAM_12, l, lr),
+        (&IAM_13, s, sr),
+        (&IAM_14, n, nr),
+        (
+            &IAM_15,
+            p.minimum_password_length >= 14,
+            format!("minimum password length is {}", p.minimum_password_length),
+        ),
+        (
+            &IAM_16,
+            reuse >= 24,
+            format!("{reuse} previous passwords are remembered"),
+        ),
+        (
+            &IAM_17,
+            age_ok,
+            p.max_password_age
+                .map_or("passwords never expire".to_string(), |d| {
+                    format!("passwords expire after {d} days")
+                }),
+        ),
+    ]
+}
+
+
+/// The full merged policy (UpdateAccountPasswordPolicy resets what it is not given).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetPasswordPolicy {
+    pub policy: PasswordPolicy,
+    pub previous: Option<PasswordPolicy>,
+}
+
+/// Inverse only (there was no custom policy before).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletePasswordPolicy {}
+
+/// The fields of a password policy as (English name, Japanese name, value text en, ja).
+fn policy_fields(p: &PasswordPolicy) -> Vec<(&'static str, &'static str, String, String)> {
+    let yes_no = |b: bool| {
+        (
+            if b { "required" } else { "not required" }.to_string(),
+            if b { "必須" } else { "不要" }.to_string(),
+        )
+    };
+    let on_off = |b: bool| {
+        (
+            if b { "on" } else { "off" }.to_string(),
+            if b { "有効" } else { "無効" }.to_string(),
+        )
+    };
+    let mut out = Vec::new();
+    let mut push = |en: &'static str, ja: &'static str, (ve, vj): (String, String)| {
+        out.push((en, ja, ve, vj));
+    };
+    push(
+        "minimum length",
+        "最小文字数",
+        (
+            p.minimum_password_length.to_string(),
+            format!("{} 文字", p.minimum_password_length),
+        ),
+    );
+    push("symbols", "記号", yes_no(p.require_symbols));
+    push("numbers", "数字", yes_no(p.require_numbers));
+    push(
+        "uppercase",
+        "大文字",
+        yes_no(p.require_uppercase_characters),
+    );
+    push(
+        "lowercase",
+        "小文字",
+        yes_no(p.require_lowercase_characters),
+    );
+    push(
+        "users may change their password",
+        "ユーザーによるパスワード変更",
+        on_off(p.allow_users_to_change_password),
+    );
+    push(
+        "maximum age",
+        "有効期間",
+        match p.max_password_age {
+            Some(d) => (format!("{d} days"), format!("{d} 日")),
+            None => ("none".to_string(), "無期限".to_string()),
+        },
+    );
+    push(
+        "reuse prevention",
+        "再利用禁止",
+        match p.password_reuse_prevention {
+            Some(n) => (format!("last {n}"), format!("直近 {n} 個")),
+            None => ("none".to_string(), "なし".to_string()),
+        },
+    );
+    push(
+        "hard expiry",
+        "期限切れ後の変更に管理者が必要",
+        on_off(p.hard_expiry),
+    );
+    out
+}
+
+/// "minimum length 8 → 14, symbols not required → required" (or every field when new).
+pub fn policy_changes(
+    prev: Option<&PasswordPolicy>,
+    new: &PasswordPolicy,
+    lang: Lang,
+) -> String {
+    let new_fields = policy_fields(new);
+    let parts: Vec<String> = match prev {
+        Some(p) => policy_fields(p)
+            .into_iter()
+            .zip(new_fields)
+            .filter(|(a, b)| a.2 != b.2)
+            .map(|(a, b)| match lang {
+                Lang::En => format!("{} {} → {}", a.0, a.2, b.2),
+                Lang::Ja => format!("{}: {} → {}", a.1, a.3, b.3),
+            })
+            .collect(),
+        None => new_fields
+            .into_iter()
+            .map(|f| match lang {
+                Lang::En => format!("{} {}", f.0, f.2),
+                Lang::Ja => format!("{}: {}", f.1, f.3),
+            })
+            .collect(),
+    };
+    if parts.is_empty() {
+        match lang {
+            Lang::En => "no change".to_string(),
+            Lang::Ja => "変更なし".to_string(),
+        }
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn policy_summary(p: Option<&PasswordPolicy>) -> String {
+    match p {
+        None => "no custom policy".to_string(),
+        Some(p) => policy_changes(None, p, Lang::En),
+    }
+}
+
+#[async_trait]
+impl Step for SetPasswordPolicy {
+    async fn precheck(&self, cloud: &dyn Cloud, at: &Target) -> Result<Precheck, CloudError> {
+        let (policy, previous) = (&self.policy, &self.previous);
+        let live = cloud.password_policy(at).await?;
+        let already_done = live.as_ref() == Some(policy);
+        let drift = (!already_done && live != *previous).then(|| {
+            format!(
+                "the password policy changed since the plan was made (planned from {}, now {})",
+                policy_summary(previous.as_ref()),
+                policy_summary(live.as_ref())
+            )
+        });
+        Ok(Precheck {
+            current: to_json(&live),
+            expected: to_json(policy),
+            already_done,
+            drift,
+        })
+    }
+
+    async fn apply(&self, cloud: &dyn Cloud, at: &Target) -> Result<Applied, CloudError> {
+        cloud.set_password_policy(at, &self.policy).await?;
+        Ok(Applied::changed(format!(
+            "set the password policy to {}",
+            policy_summary(Some(&self.policy))
+        )))
+    }
+
+    async fn verify(&self, cloud: &dyn Cloud, at: &Target) -> Result<bool, CloudError> {
+        Ok(cloud.password_policy(at).await?.as_ref() == Some(&self.policy))
+    }
+
+    fn inverse(&self, _applied: Option<&Applied>) -> Option<Action> {
+        Some(match &self.previous {
+            Some(p) => SetPasswordPolicy {
+                policy: p.clone(),
+                previous: Some(self.policy.clone()),
+            }
+            .into(),
+            None => DeletePasswordPolicy {}.into(),
+        })
+    }
+
+    fn permissions(&self) -> Vec<&'static str> {
+        vec![
+            "iam:GetAccountPasswordPolicy",
+            "iam:UpdateAccountPasswordPolicy",
+        ]
+    }
+
+    fn cli(&self, at: &Target) -> String {
+        let policy = &self.policy;
+        let flag = |on: bool, name: &str| {
+            if on {
+                format!(" --{name}")
+            } else {
+                format!(" --no-{name}")
+            }
+        };
+        let mut s = format!(
+            "aws iam update-account-password-policy --region {} --minimum-password-length {}",
+            shell_quote(&at.region),
+            policy.minimum_password_length
+        );
+        s += &flag(policy.require_symbols, "require-symbols");
+        s += &flag(policy.require_numbers, "require-numbers");
+        s += &flag(policy.require_uppercase_characters, "require-uppercase-characters");
+        s += &flag(policy.require_lowercase_characters, "require-lowercase-characters");
+        s += &flag(policy.allow_users_to_change_password, "allow-users-to-change-password");
+        if let Some(age) = policy.max_password_age {
+            let _ = write!(s, " --max-password-age {age}");
+        }
+        if let Some(n) = policy.password_reuse_prevention {
+            let _ = write!(s, " --password-reuse-prevention {n}");
+        }
+        s += &flag(policy.hard_expiry, "hard-expiry");
+        s
+    }
+
+    fn python(&self, at: &Target) -> String {
+        let policy = &self.policy;
+        let b = |v: bool| py_value(&Value::Bool(v));
+        let mut args = vec![
+            (
+                "MinimumPasswordLength",
+                policy.minimum_password_length.to_string(),
+            ),
+            ("RequireSymbols", b(policy.require_symbols)),
+            ("RequireNumbers", b(policy.require_numbers)),
+            (
+                "RequireUppercaseCharacters",
+                b(policy.require_uppercase_characters),
+            ),
+            (
+                "RequireLowercaseCharacters",
+                b(policy.require_lowercase_characters),
+            ),
+            (
+                "AllowUsersToChangePassword",
+                b(policy.allow_users_to_change_password),
+            ),
+        ];
+        if let Some(age) = policy.max_password_age {
+            args.push(("MaxPasswordAge", age.to_string()));
+        }
+        if let Some(n) = policy.password_reuse_prevention {
+            args.push(("PasswordReusePrevention", n.to_string()));
+        }
+        args.push(("HardExpiry", b(policy.hard_expiry)));
+        python_call(at, "iam", "update_account_password_policy", &args)
+    }
+
+    fn describe(&self, lang: Lang) -> String {
+        let changes = policy_changes(self.previous.as_ref(), &self.policy, lang);
+        match (lang, self.previous.is_some()) {
+            (Lang::Ja, true) => format!(
+                "IAM アカウントのパスワードポリシーを更新します（{changes}）。ほかの設定は変更しません。"
+            ),
+            (Lang::Ja, false) => {
+                format!("IAM アカウントのパスワードポリシーを作成します（{changes}）。")
+            }
+            (Lang::En, true) => format!(
+                "Update the IAM account password policy ({changes}); every other setting is kept"
+            ),
+            (Lang::En, false) => format!("Create the IAM account password policy ({changes})"),
+        }
+    }
+}
+
+#[async_trait]
+impl Step for DeletePasswordPolicy {
+    async fn precheck(&self, cloud: &dyn Cloud, at: &Target) -> Result<Precheck, CloudError> {
+        let live = cloud.password_policy(at).await?;
+        Ok(Precheck {
+            already_done: live.is_none(),
+            current: to_json(&live),
+            expected: Value::Null,
+            drift: None,
+        })
+    }
+
+    async fn apply(&self, cloud: &dyn Cloud, at: &Target) -> Result<Applied, CloudError> {
+        cloud.delete_password_policy(at).await?;
+        Ok(Applied::changed("deleted the account password policy"))
+    }
+
+    async fn verify(&self, cloud: &dyn Cloud, at: &Target) -> Result<bool, CloudError> {
+        Ok(cloud.password_policy(at).await?.is_none())
+    }
+
+    fn inverse(&self, _applied: Option<&Applied>) -> Option<Action> {
+        None
+    }
+
+    fn no_inverse(&self) -> Option<&'static str> {
+        Some("it only undoes SetPasswordPolicy on an account that had no custom policy")
+    }
+
+    fn permissions(&self) -> Vec<&'static str> {
+        vec![
+            "iam:GetAccountPasswordPolicy",
+            "iam:DeleteAccountPasswordPolicy",
+        ]
+    }
+
+    fn cli(&self, at: &Target) -> String {
+        format!(
+            "aws iam delete-account-password-policy --region {}",
+            shell_quote(&at.region)
+        )
+    }
+
+    fn python(&self, at: &Target) -> String {
+        python_call(at, "iam", "delete_account_password_policy", &[])
+    }
+
+    fn describe(&self, lang: Lang) -> String {
+        match lang {
+            Lang::En => "Delete the IAM account password policy (back to the AWS default)",
+            Lang::Ja => "IAM アカウントのパスワードポリシーを削除します（AWS の既定に戻ります）。",
+        }
+        .to_string()
+    }
+}
 
 /// A password policy setting a control can govern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -635,10 +1232,13 @@ pub(crate) async fn plan(
         }
     };
     Ok(FamilyPlan {
-        actions: vec![Action::SetPasswordPolicy {
-            policy: merged,
-            previous,
-        }],
+        actions: vec![
+            SetPasswordPolicy {
+                policy: merged,
+                previous,
+            }
+            .into(),
+        ],
         rationale,
         citations,
     })

@@ -1,12 +1,277 @@
 //! KMS.4: automatic rotation of the customer managed key named in the finding.
 
-use serde_json::Value;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
 
-use super::{CatalogError, FamilyPlan, arn_in_scope, resources_text};
-use crate::cloud::{Cloud, Target};
-use crate::finding::{Finding, Resource};
-use crate::plan::{Action, PlanRejection};
+use super::{
+    Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
+    Precheck, Step, ToolSpec, arn_in_scope, check_fields, py_str, python_call, resources_text,
+    shell_quote, str_field,
+};
+use crate::cloud::sandbox::OrgState;
+use crate::cloud::sandbox::controls::{
+    CIS_14, ControlDef, Evaluation, NIST, PCI, kms_resource, on_off,
+};
+use crate::cloud::{Cloud, CloudError, Target};
+use crate::finding::{ControlId, Finding, Resource};
 use crate::settings::Lang;
+
+crate::control!(
+    KMS_4,
+    "KMS.4",
+    Medium,
+    "cmk-backing-key-rotation-enabled",
+    [CIS_14, NIST, PCI],
+    "AWS KMS key rotation should be enabled",
+    "This control checks whether automatic key rotation is enabled for a symmetric encryption KMS key created by the customer. The control fails if automatic key rotation isn't enabled for the key."
+);
+
+/// KMS.4.
+pub struct KmsKeyRotation;
+
+#[async_trait]
+impl Family for KmsKeyRotation {
+    fn name(&self) -> &'static str {
+        "kms_key_rotation"
+    }
+
+    fn controls(&self) -> &'static [&'static ControlDef] {
+        &[&KMS_4]
+    }
+
+    fn title(&self, lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => "KMS key rotation off",
+            Lang::Ja => "KMS キーの自動ローテーションが無効",
+        }
+    }
+
+    fn tools(&self) -> Vec<ToolSpec> {
+        vec![ToolSpec {
+            step: "EnableKmsKeyRotation",
+            description: "KMS.4: turn on automatic rotation of the KMS key named in the finding.",
+            properties: json!({"key_id": {"type": "string", "minLength": 1, "maxLength": 2048}}),
+            required: &["key_id"],
+        }]
+    }
+
+    async fn plan(&self, req: &PlanRequest<'_>) -> Result<FamilyPlan, CatalogError> {
+        plan(req.finding, req.cloud, &req.at, req.lang).await
+    }
+
+    async fn from_model(
+        &self,
+        step: &str,
+        input: &Map<String, Value>,
+        req: &PlanRequest<'_>,
+    ) -> Result<(Action, Vec<PolicyCitation>), CatalogError> {
+        check_fields(input, step, &["key_id"])?;
+        let key_id = str_field(input, step, "key_id")?;
+        key_in_finding(key_id, req.finding)?;
+        let action = EnableKmsKeyRotation {
+            key_id: key_id.to_string(),
+        };
+        Ok((action.into(), Vec::new()))
+    }
+
+    fn validate(
+        &self,
+        action: &Action,
+        _control: &ControlId,
+        finding: &Finding,
+    ) -> Result<(), PlanRejection> {
+        match action {
+            Action::EnableKmsKeyRotation(a) => key_in_finding(&a.key_id, finding).map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
+    fn explain(
+        &self,
+        finding: &Finding,
+        _control: &str,
+        lang: Lang,
+    ) -> (String, String, Vec<String>) {
+        explain(finding, lang)
+    }
+
+    fn examples(&self) -> Vec<Action> {
+        let key_id = "1234abcd-12ab-34cd-56ef-1234567890ab".to_string();
+        vec![
+            EnableKmsKeyRotation {
+                key_id: key_id.clone(),
+            }
+            .into(),
+            DisableKmsKeyRotation { key_id }.into(),
+        ]
+    }
+
+    fn evaluate(&self, state: &OrgState) -> Vec<Evaluation> {
+        let mut out = Vec::new();
+        for acct in &state.accounts {
+            for reg in &acct.regions {
+                for k in reg.kms_keys.iter().filter(|k| k.rotation_applies()) {
+                    out.push(Evaluation::of(
+                        &KMS_4,
+                        &acct.id,
+                        &reg.region,
+                        kms_resource(&acct.id, &reg.region, k),
+                        k.rotation_enabled,
+                        format!("automatic rotation is {}", on_off(k.rotation_enabled)),
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Turn on automatic rotation of a customer managed key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnableKmsKeyRotation {
+    pub key_id: String,
+}
+
+/// Inverse only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisableKmsKeyRotation {
+    pub key_id: String,
+}
+
+async fn precheck(
+    key_id: &str,
+    want: bool,
+    cloud: &dyn Cloud,
+    at: &Target,
+) -> Result<Precheck, CloudError> {
+    let key = cloud.kms_key(at, key_id).await?;
+    let drift = (!key.rotation_applies()).then(|| {
+        format!(
+            "key {} can no longer be rotated (state {}, spec {}, manager {:?})",
+            key.key_id, key.key_state, key.key_spec, key.key_manager
+        )
+    });
+    Ok(Precheck {
+        current: json!({"key_id": key.key_id, "key_state": key.key_state,
+            "rotation_enabled": key.rotation_enabled}),
+        expected: json!({"key_id": key.key_id, "rotation_enabled": want}),
+        already_done: key.rotation_enabled == want,
+        drift,
+    })
+}
+
+#[async_trait]
+impl Step for EnableKmsKeyRotation {
+    async fn precheck(&self, cloud: &dyn Cloud, at: &Target) -> Result<Precheck, CloudError> {
+        precheck(&self.key_id, true, cloud, at).await
+    }
+
+    async fn apply(&self, cloud: &dyn Cloud, at: &Target) -> Result<Applied, CloudError> {
+        cloud.set_key_rotation(at, &self.key_id, true).await?;
+        Ok(Applied::changed(format!(
+            "enabled rotation of key {}",
+            self.key_id
+        )))
+    }
+
+    async fn verify(&self, cloud: &dyn Cloud, at: &Target) -> Result<bool, CloudError> {
+        Ok(cloud.kms_key(at, &self.key_id).await?.rotation_enabled)
+    }
+
+    fn inverse(&self, _applied: Option<&Applied>) -> Option<Action> {
+        Some(
+            DisableKmsKeyRotation {
+                key_id: self.key_id.clone(),
+            }
+            .into(),
+        )
+    }
+
+    fn permissions(&self) -> Vec<&'static str> {
+        vec![
+            "kms:DescribeKey",
+            "kms:GetKeyRotationStatus",
+            "kms:EnableKeyRotation",
+        ]
+    }
+
+    fn cli(&self, at: &Target) -> String {
+        format!(
+            "aws kms enable-key-rotation --region {} --key-id {}",
+            shell_quote(&at.region),
+            shell_quote(&self.key_id)
+        )
+    }
+
+    fn python(&self, at: &Target) -> String {
+        python_call(at, "kms", "enable_key_rotation", &[("KeyId", py_str(&self.key_id))])
+    }
+
+    fn describe(&self, lang: Lang) -> String {
+        let key_id = &self.key_id;
+        match lang {
+            Lang::En => format!("Turn on automatic rotation of KMS key {key_id}"),
+            Lang::Ja => format!("KMS キー {key_id} の自動ローテーションを有効にします。"),
+        }
+    }
+}
+
+#[async_trait]
+impl Step for DisableKmsKeyRotation {
+    async fn precheck(&self, cloud: &dyn Cloud, at: &Target) -> Result<Precheck, CloudError> {
+        precheck(&self.key_id, false, cloud, at).await
+    }
+
+    async fn apply(&self, cloud: &dyn Cloud, at: &Target) -> Result<Applied, CloudError> {
+        cloud.set_key_rotation(at, &self.key_id, false).await?;
+        Ok(Applied::changed(format!(
+            "disabled rotation of key {}",
+            self.key_id
+        )))
+    }
+
+    async fn verify(&self, cloud: &dyn Cloud, at: &Target) -> Result<bool, CloudError> {
+        Ok(!cloud.kms_key(at, &self.key_id).await?.rotation_enabled)
+    }
+
+    fn inverse(&self, _applied: Option<&Applied>) -> Option<Action> {
+        Some(
+            EnableKmsKeyRotation {
+                key_id: self.key_id.clone(),
+            }
+            .into(),
+        )
+    }
+
+    fn permissions(&self) -> Vec<&'static str> {
+        vec![
+            "kms:DescribeKey",
+            "kms:GetKeyRotationStatus",
+            "kms:DisableKeyRotation",
+        ]
+    }
+
+    fn cli(&self, at: &Target) -> String {
+        format!(
+            "aws kms disable-key-rotation --region {} --key-id {}",
+            shell_quote(&at.region),
+            shell_quote(&self.key_id)
+        )
+    }
+
+    fn python(&self, at: &Target) -> String {
+        python_call(at, "kms", "disable_key_rotation", &[("KeyId", py_str(&self.key_id))])
+    }
+
+    fn describe(&self, lang: Lang) -> String {
+        let key_id = &self.key_id;
+        match lang {
+            Lang::En => format!("Turn off automatic rotation of KMS key {key_id}"),
+            Lang::Ja => format!("KMS キー {key_id} の自動ローテーションを無効にします。"),
+        }
+    }
+}
 
 /// The finding's resource for this key (a key id or key ARN, in the finding's account and region).
 pub fn key_in_finding<'a>(
@@ -80,7 +345,7 @@ pub(crate) async fn plan(
         ),
     };
     Ok(FamilyPlan {
-        actions: vec![Action::EnableKmsKeyRotation { key_id }],
+        actions: vec![EnableKmsKeyRotation { key_id }.into()],
         rationale,
         citations: Vec::new(),
     })

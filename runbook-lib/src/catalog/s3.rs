@@ -1,11 +1,338 @@
 //! S3.1: account-level S3 Block Public Access, all four settings on.
 
-use super::{CatalogError, FamilyPlan};
-use crate::cloud::{Cloud, Target};
-use crate::finding::Finding;
-use crate::plan::Action;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::{
+    Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
+    Precheck, Step, ToolSpec, check_fields, py_str, py_value, python_call,
+    require_account_resource, shell_quote, to_json,
+};
+use crate::cloud::sandbox::OrgState;
+use crate::cloud::sandbox::controls::{
+    CIS_14, ControlDef, Evaluation, FSBP, NIST, PCI, account_resource,
+};
+use crate::cloud::{Cloud, CloudError, Target};
+use crate::finding::{ControlId, Finding};
 use crate::resources::PublicAccessBlock;
 use crate::settings::Lang;
+
+crate::control!(
+    S3_1,
+    "S3.1",
+    Medium,
+    "s3-account-level-public-access-blocks-periodic",
+    [FSBP, CIS_14, NIST, PCI],
+    "S3 general purpose buckets should have block public access settings enabled",
+    "This control checks whether the Amazon S3 block public access settings (BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy, RestrictPublicBuckets) are all enabled at the account level. The control fails if one or more of them is set to false."
+);
+
+/// S3.1.
+pub struct AccountPublicAccess;
+
+#[async_trait]
+impl Family for AccountPublicAccess {
+    fn name(&self) -> &'static str {
+        "s3_account_public_access"
+    }
+
+    fn controls(&self) -> &'static [&'static ControlDef] {
+        &[&S3_1]
+    }
+
+    fn title(&self, lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => "Account-level S3 Block Public Access not fully on",
+            Lang::Ja => "アカウントレベルの S3 ブロックパブリックアクセスが不完全",
+        }
+    }
+
+    fn tools(&self) -> Vec<ToolSpec> {
+        vec![ToolSpec {
+            step: "BlockS3PublicAccess",
+            description: "S3.1: turn on all four account-level S3 Block Public Access settings.",
+            properties: json!({}),
+            required: &[],
+        }]
+    }
+
+    async fn plan(&self, req: &PlanRequest<'_>) -> Result<FamilyPlan, CatalogError> {
+        plan(req.cloud, &req.at, req.lang).await
+    }
+
+    async fn from_model(
+        &self,
+        step: &str,
+        input: &Map<String, Value>,
+        req: &PlanRequest<'_>,
+    ) -> Result<(Action, Vec<PolicyCitation>), CatalogError> {
+        check_fields(input, step, &[])?;
+        require_account_resource(req.finding)?;
+        let previous = req.cloud.public_access_block(&req.at).await?;
+        let action = BlockS3PublicAccess {
+            block: PublicAccessBlock::ALL_ON,
+            previous,
+        };
+        Ok((action.into(), Vec::new()))
+    }
+
+    fn validate(
+        &self,
+        action: &Action,
+        _control: &ControlId,
+        finding: &Finding,
+    ) -> Result<(), PlanRejection> {
+        require_account_resource(finding)?;
+        match action {
+            Action::BlockS3PublicAccess(a) if !a.block.all_on() => Err(PlanRejection::OutOfRange {
+                parameter: "PublicAccessBlockConfiguration".to_string(),
+                value: to_json(&a.block).to_string(),
+                accepted: "all four settings true (S3.1 requires every one)".to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn explain(
+        &self,
+        finding: &Finding,
+        _control: &str,
+        lang: Lang,
+    ) -> (String, String, Vec<String>) {
+        explain(finding, lang)
+    }
+
+    fn examples(&self) -> Vec<Action> {
+        vec![
+            BlockS3PublicAccess {
+                block: PublicAccessBlock::ALL_ON,
+                previous: Some(PublicAccessBlock::default()),
+            }
+            .into(),
+            DeleteS3PublicAccessBlock {}.into(),
+        ]
+    }
+
+    fn evaluate(&self, state: &OrgState) -> Vec<Evaluation> {
+        let mut out = Vec::new();
+        for acct in &state.accounts {
+            let pab = &acct.s3_public_access_block;
+            for reg in &acct.regions {
+                out.push(Evaluation::of(
+                    &S3_1,
+                    &acct.id,
+                    &reg.region,
+                    account_resource(&acct.id, &reg.region),
+                    pab.all_on(),
+                    format!(
+                        "BlockPublicAcls {}, IgnorePublicAcls {}, BlockPublicPolicy {}, RestrictPublicBuckets {}",
+                        pab.block_public_acls,
+                        pab.ignore_public_acls,
+                        pab.block_public_policy,
+                        pab.restrict_public_buckets
+                    ),
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Set the account-level S3 Block Public Access configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockS3PublicAccess {
+    pub block: PublicAccessBlock,
+    pub previous: Option<PublicAccessBlock>,
+}
+
+/// Inverse only (there was no configuration before).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteS3PublicAccessBlock {}
+
+/// A missing public access block is the same as one with every setting off.
+fn pab_or_default(p: Option<PublicAccessBlock>) -> PublicAccessBlock {
+    p.unwrap_or_default()
+}
+
+// DeletePublicAccessBlock on the account is authorised by s3:PutAccountPublicAccessBlock.
+const PERMISSIONS: [&str; 2] = [
+    "s3:GetAccountPublicAccessBlock",
+    "s3:PutAccountPublicAccessBlock",
+];
+
+fn pab_text(b: &PublicAccessBlock, lang: Lang) -> String {
+    let v = |on: bool| match (lang, on) {
+        (Lang::En, true) => "on",
+        (Lang::En, false) => "off",
+        (Lang::Ja, true) => "有効",
+        (Lang::Ja, false) => "無効",
+    };
+    format!(
+        "BlockPublicAcls: {}, IgnorePublicAcls: {}, BlockPublicPolicy: {}, RestrictPublicBuckets: {}",
+        v(b.block_public_acls),
+        v(b.ignore_public_acls),
+        v(b.block_public_policy),
+        v(b.restrict_public_buckets)
+    )
+}
+
+#[async_trait]
+impl Step for BlockS3PublicAccess {
+    async fn precheck(&self, cloud: &dyn Cloud, at: &Target) -> Result<Precheck, CloudError> {
+        let live = cloud.public_access_block(at).await?;
+        let already_done = pab_or_default(live) == self.block;
+        let drift = (!already_done && pab_or_default(live) != pab_or_default(self.previous))
+            .then(|| {
+                format!(
+                    "the account's S3 Block Public Access settings changed since the plan was made (planned from {}, now {})",
+                    to_json(&pab_or_default(self.previous)),
+                    to_json(&pab_or_default(live))
+                )
+            });
+        Ok(Precheck {
+            current: to_json(&live),
+            expected: to_json(&self.block),
+            already_done,
+            drift,
+        })
+    }
+
+    async fn apply(&self, cloud: &dyn Cloud, at: &Target) -> Result<Applied, CloudError> {
+        cloud.set_public_access_block(at, &self.block).await?;
+        Ok(Applied::changed(format!(
+            "set account-level S3 Block Public Access to {}",
+            to_json(&self.block)
+        )))
+    }
+
+    async fn verify(&self, cloud: &dyn Cloud, at: &Target) -> Result<bool, CloudError> {
+        Ok(pab_or_default(cloud.public_access_block(at).await?) == self.block)
+    }
+
+    fn inverse(&self, _applied: Option<&Applied>) -> Option<Action> {
+        Some(match self.previous {
+            Some(p) if p != PublicAccessBlock::default() => BlockS3PublicAccess {
+                block: p,
+                previous: Some(self.block),
+            }
+            .into(),
+            _ => DeleteS3PublicAccessBlock {}.into(),
+        })
+    }
+
+    fn permissions(&self) -> Vec<&'static str> {
+        PERMISSIONS.to_vec()
+    }
+
+    fn cli(&self, at: &Target) -> String {
+        let block = &self.block;
+        format!(
+            "aws s3control put-public-access-block --region {} --account-id {} --public-access-block-configuration {}",
+            shell_quote(&at.region),
+            shell_quote(at.account.as_str()),
+            shell_quote(&format!(
+                "BlockPublicAcls={},IgnorePublicAcls={},BlockPublicPolicy={},RestrictPublicBuckets={}",
+                block.block_public_acls,
+                block.ignore_public_acls,
+                block.block_public_policy,
+                block.restrict_public_buckets
+            ))
+        )
+    }
+
+    fn python(&self, at: &Target) -> String {
+        let block = &self.block;
+        python_call(
+            at,
+            "s3control",
+            "put_public_access_block",
+            &[
+                ("AccountId", py_str(at.account.as_str())),
+                (
+                    "PublicAccessBlockConfiguration",
+                    py_value(&json!({
+                        "BlockPublicAcls": block.block_public_acls,
+                        "IgnorePublicAcls": block.ignore_public_acls,
+                        "BlockPublicPolicy": block.block_public_policy,
+                        "RestrictPublicBuckets": block.restrict_public_buckets,
+                    })),
+                ),
+            ],
+        )
+    }
+
+    fn describe(&self, lang: Lang) -> String {
+        let flags = pab_text(&self.block, lang);
+        match lang {
+            Lang::En => format!("Set account-level S3 Block Public Access ({flags})"),
+            Lang::Ja => {
+                format!("アカウントレベルの S3 ブロックパブリックアクセスを設定します（{flags}）。")
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Step for DeleteS3PublicAccessBlock {
+    async fn precheck(&self, cloud: &dyn Cloud, at: &Target) -> Result<Precheck, CloudError> {
+        let live = cloud.public_access_block(at).await?;
+        Ok(Precheck {
+            already_done: pab_or_default(live) == PublicAccessBlock::default(),
+            current: to_json(&live),
+            expected: Value::Null,
+            drift: None,
+        })
+    }
+
+    async fn apply(&self, cloud: &dyn Cloud, at: &Target) -> Result<Applied, CloudError> {
+        cloud.delete_public_access_block(at).await?;
+        Ok(Applied::changed(
+            "deleted the account-level S3 Block Public Access configuration",
+        ))
+    }
+
+    async fn verify(&self, cloud: &dyn Cloud, at: &Target) -> Result<bool, CloudError> {
+        Ok(pab_or_default(cloud.public_access_block(at).await?) == PublicAccessBlock::default())
+    }
+
+    fn inverse(&self, _applied: Option<&Applied>) -> Option<Action> {
+        None
+    }
+
+    fn no_inverse(&self) -> Option<&'static str> {
+        Some("it only undoes BlockS3PublicAccess on an account that had no configuration")
+    }
+
+    fn permissions(&self) -> Vec<&'static str> {
+        PERMISSIONS.to_vec()
+    }
+
+    fn cli(&self, at: &Target) -> String {
+        format!(
+            "aws s3control delete-public-access-block --region {} --account-id {}",
+            shell_quote(&at.region),
+            shell_quote(at.account.as_str())
+        )
+    }
+
+    fn python(&self, at: &Target) -> String {
+        python_call(
+            at,
+            "s3control",
+            "delete_public_access_block",
+            &[("AccountId", py_str(at.account.as_str()))],
+        )
+    }
+
+    fn describe(&self, lang: Lang) -> String {
+        match lang {
+            Lang::En => "Delete the account-level S3 Block Public Access configuration",
+            Lang::Ja => "アカウントレベルの S3 ブロックパブリックアクセスの設定を削除します。",
+        }
+        .to_string()
+    }
+}
 
 pub(crate) async fn plan(
     cloud: &dyn Cloud,
@@ -43,10 +370,13 @@ pub(crate) async fn plan(
         ),
     };
     Ok(FamilyPlan {
-        actions: vec![Action::BlockS3PublicAccess {
-            block: PublicAccessBlock::ALL_ON,
-            previous,
-        }],
+        actions: vec![
+            BlockS3PublicAccess {
+                block: PublicAccessBlock::ALL_ON,
+                previous,
+            }
+            .into(),
+        ],
         rationale,
         citations: Vec::new(),
     })

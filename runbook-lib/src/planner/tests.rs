@@ -8,12 +8,25 @@ use std::task::{Context, Poll, Waker};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::catalog::ebs::{DisableEbsEncryptionByDefault, EnableEbsEncryptionByDefault};
+use crate::catalog::ec2_sg::{AuthorizeIngress, RevokeIngress};
+use crate::catalog::guardduty::{DisableGuardDuty, EnableGuardDuty};
+use crate::catalog::iam_password::{DeletePasswordPolicy, SetPasswordPolicy};
+use crate::catalog::kms::EnableKmsKeyRotation;
+use crate::catalog::s3::{BlockS3PublicAccess, DeleteS3PublicAccessBlock};
+use crate::catalog::{
+    Action, CATALOG, CatalogError, PolicyValue, PolicyValues, covered_controls, entry_for, explain,
+    iam_password, tool_actions, tool_schema,
+};
 use crate::cloud::Sandbox;
+use crate::cloud::Target;
 use crate::cloud::sandbox::OrgState;
 use crate::cloud::sandbox::seed::{AP_NORTHEAST_1, OPS_ACCOUNT, US_EAST_1, WORKLOAD_ACCOUNT};
 use crate::finding::ComplianceStatus;
-use crate::plan::{Applied, INVERSE_ONLY, validate};
+use crate::finding::ControlId;
+use crate::plan::{self, Applied, PlanDraft, PlanRejection, PlanSource, RemediationPlan, validate};
 use crate::resources::{IngressRule, PasswordPolicy};
+use crate::settings::Lang;
 
 /// The sandbox never waits, so polling completes its futures.
 fn block_on<F: Future>(f: F) -> F::Output {
@@ -250,7 +263,10 @@ fn round_trips_from_no_configuration_delete_what_they_created() {
         assert!(
             matches!(
                 p.rollback.as_slice(),
-                [Action::DeletePasswordPolicy] | [Action::DeleteS3PublicAccessBlock]
+                [Action::DeletePasswordPolicy(DeletePasswordPolicy {})]
+                    | [Action::DeleteS3PublicAccessBlock(
+                        DeleteS3PublicAccessBlock {}
+                    )]
             ),
             "{:?}",
             p.rollback
@@ -264,7 +280,7 @@ fn revoke_takes_only_world_open_rules_on_flagged_ports() {
     let sb = Sandbox::new();
     let f = find(&sb, "EC2.13", WORKLOAD_ACCOUNT, US_EAST_1, BASTION);
     let p = catalog_plan(&sb, &f, Lang::En);
-    let Action::RevokeIngress { group_id, rules } = &p.actions[0] else {
+    let Action::RevokeIngress(RevokeIngress { group_id, rules }) = &p.actions[0] else {
         panic!("{:?}", p.actions);
     };
     assert_eq!(group_id, BASTION);
@@ -285,7 +301,7 @@ fn revoke_takes_only_world_open_rules_on_flagged_ports() {
     // EC2.13 on the legacy group revokes SSH only, not RDP.
     let f = find(&sb, "EC2.13", WORKLOAD_ACCOUNT, AP_NORTHEAST_1, LEGACY);
     let p = catalog_plan(&sb, &f, Lang::Ja);
-    let Action::RevokeIngress { rules, .. } = &p.actions[0] else {
+    let Action::RevokeIngress(RevokeIngress { rules, .. }) = &p.actions[0] else {
         panic!();
     };
     assert_eq!(rules.len(), 1);
@@ -297,7 +313,9 @@ fn revoke_takes_only_world_open_rules_on_flagged_ports() {
     );
     // EC2.19 on it takes both.
     let f = find(&sb, "EC2.19", WORKLOAD_ACCOUNT, AP_NORTHEAST_1, LEGACY);
-    let Action::RevokeIngress { rules, .. } = &catalog_plan(&sb, &f, Lang::En).actions[0] else {
+    let Action::RevokeIngress(RevokeIngress { rules, .. }) =
+        &catalog_plan(&sb, &f, Lang::En).actions[0]
+    else {
         panic!();
     };
     assert_eq!(rules.len(), 2);
@@ -489,7 +507,7 @@ fn organisation_policy_values_are_used_and_cited() {
     for control in ["IAM.15", "IAM.7"] {
         let f = find(&sb, control, WORKLOAD_ACCOUNT, US_EAST_1, WORKLOAD_ACCOUNT);
         let p = block_on(plan(&f, &sb, Lang::En, &pv)).unwrap();
-        let Action::SetPasswordPolicy { policy, .. } = &p.actions[0] else {
+        let Action::SetPasswordPolicy(SetPasswordPolicy { policy, .. }) = &p.actions[0] else {
             panic!();
         };
         assert_eq!(policy.minimum_password_length, 64, "{control}");
@@ -503,7 +521,7 @@ fn organisation_policy_values_are_used_and_cited() {
     let f = find(&sb, "IAM.15", WORKLOAD_ACCOUNT, US_EAST_1, WORKLOAD_ACCOUNT);
     let weak = policy("IAM.15", "MinimumPasswordLength", json!(10));
     let p = block_on(plan(&f, &sb, Lang::En, &weak)).unwrap();
-    let Action::SetPasswordPolicy { policy: set, .. } = &p.actions[0] else {
+    let Action::SetPasswordPolicy(SetPasswordPolicy { policy: set, .. }) = &p.actions[0] else {
         panic!();
     };
     assert_eq!(set.minimum_password_length, 14);
@@ -613,8 +631,14 @@ fn every_action() -> Vec<(Action, Target)> {
         account: WORKLOAD_ACCOUNT.parse().unwrap(),
         region: US_EAST_1.to_string(),
     };
-    out.push((Action::DeletePasswordPolicy, at.clone()));
-    out.push((Action::DeleteS3PublicAccessBlock, at));
+    out.push((
+        Action::DeletePasswordPolicy(DeletePasswordPolicy {}),
+        at.clone(),
+    ));
+    out.push((
+        Action::DeleteS3PublicAccessBlock(DeleteS3PublicAccessBlock {}),
+        at,
+    ));
     out
 }
 
@@ -630,7 +654,11 @@ fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
 fn rendered_python_compiles_and_cli_parses() {
     let actions = every_action();
     let names: std::collections::BTreeSet<&str> = actions.iter().map(|(a, _)| a.name()).collect();
-    assert_eq!(names.len(), crate::plan::ACTION_NAMES.len(), "{names:?}");
+    let registered = CATALOG
+        .iter()
+        .map(|e| e.actions.len() + e.undo_only.len())
+        .sum::<usize>();
+    assert_eq!(names.len(), registered, "{names:?}");
     let mut python = String::new();
     let mut shell = String::new();
     for (i, (a, at)) in actions.iter().enumerate() {
@@ -786,10 +814,10 @@ fn validation_rejects_plans_outside_the_finding() {
     ));
 
     let other_group = redraft(&p, |d| {
-        d.actions = vec![Action::RevokeIngress {
+        d.actions = vec![Action::RevokeIngress(RevokeIngress {
             group_id: WEB_ALB.to_string(),
             rules: vec![rule("sgr-0fa77ff38869434a5", 22, "0.0.0.0/0")],
-        }]
+        })]
     });
     let e = validate(&other_group, &f).unwrap_err();
     assert!(
@@ -799,17 +827,21 @@ fn validation_rejects_plans_outside_the_finding() {
     assert!(e.to_string().contains(WEB_ALB), "{e}");
 
     let inverse_only = redraft(&p, |d| {
-        d.actions = vec![Action::AuthorizeIngress {
+        d.actions = vec![Action::AuthorizeIngress(AuthorizeIngress {
             group_id: BASTION.to_string(),
             rules: vec![rule("sgr-0b1a5714a1b2c3d01", 22, "0.0.0.0/0")],
-        }]
+        })]
     });
     assert!(matches!(
         validate(&inverse_only, &f),
         Err(PlanRejection::InverseOnly { .. })
     ));
 
-    let wrong_family = redraft(&p, |d| d.actions.push(Action::EnableEbsEncryptionByDefault));
+    let wrong_family = redraft(&p, |d| {
+        d.actions.push(Action::EnableEbsEncryptionByDefault(
+            EnableEbsEncryptionByDefault {},
+        ))
+    });
     let e = validate(&wrong_family, &f).unwrap_err();
     assert!(matches!(e, PlanRejection::ActionNotAllowed { .. }), "{e}");
     assert!(
@@ -821,10 +853,10 @@ fn validation_rejects_plans_outside_the_finding() {
     assert_eq!(validate(&empty, &f), Err(PlanRejection::NoActions));
 
     let not_world_open = redraft(&p, |d| {
-        d.actions = vec![Action::RevokeIngress {
+        d.actions = vec![Action::RevokeIngress(RevokeIngress {
             group_id: BASTION.to_string(),
             rules: vec![rule("sgr-0b1a5714a1b2c3d03", 22, "203.0.113.0/24")],
-        }]
+        })]
     });
     assert!(matches!(
         validate(&not_world_open, &f),
@@ -832,10 +864,10 @@ fn validation_rejects_plans_outside_the_finding() {
     ));
 
     let not_flagged = redraft(&p, |d| {
-        d.actions = vec![Action::RevokeIngress {
+        d.actions = vec![Action::RevokeIngress(RevokeIngress {
             group_id: BASTION.to_string(),
             rules: vec![rule("sgr-0b1a5714a1b2c3d09", 443, "0.0.0.0/0")],
-        }]
+        })]
     });
     assert!(matches!(
         validate(&not_flagged, &f),
@@ -843,10 +875,10 @@ fn validation_rejects_plans_outside_the_finding() {
     ));
 
     let no_rules = redraft(&p, |d| {
-        d.actions = vec![Action::RevokeIngress {
+        d.actions = vec![Action::RevokeIngress(RevokeIngress {
             group_id: BASTION.to_string(),
             rules: vec![],
-        }]
+        })]
     });
     assert!(matches!(
         validate(&no_rules, &f),
@@ -866,17 +898,18 @@ fn validation_rejects_out_of_range_and_unrelated_password_settings() {
     let sb = Sandbox::new();
     let f = find(&sb, "IAM.15", WORKLOAD_ACCOUNT, US_EAST_1, WORKLOAD_ACCOUNT);
     let p = catalog_plan(&sb, &f, Lang::En);
-    let Action::SetPasswordPolicy { policy, previous } = p.actions[0].clone() else {
+    let Action::SetPasswordPolicy(SetPasswordPolicy { policy, previous }) = p.actions[0].clone()
+    else {
         panic!();
     };
     let with = |edit: &dyn Fn(&mut PasswordPolicy)| {
         let mut np = policy.clone();
         edit(&mut np);
         redraft(&p, |d| {
-            d.actions = vec![Action::SetPasswordPolicy {
+            d.actions = vec![Action::SetPasswordPolicy(SetPasswordPolicy {
                 policy: np,
                 previous: previous.clone(),
-            }]
+            })]
         })
     };
     for len in [8, 200] {
@@ -897,17 +930,18 @@ fn validation_rejects_out_of_range_and_unrelated_password_settings() {
     // IAM.17 requires expiry within 90 days.
     let f17 = find(&sb, "IAM.16", WORKLOAD_ACCOUNT, US_EAST_1, WORKLOAD_ACCOUNT);
     let p16 = catalog_plan(&sb, &f17, Lang::En);
-    let Action::SetPasswordPolicy { policy, previous } = p16.actions[0].clone() else {
+    let Action::SetPasswordPolicy(SetPasswordPolicy { policy, previous }) = p16.actions[0].clone()
+    else {
         panic!();
     };
     let reuse_5 = redraft(&p16, |d| {
-        d.actions = vec![Action::SetPasswordPolicy {
+        d.actions = vec![Action::SetPasswordPolicy(SetPasswordPolicy {
             policy: PasswordPolicy {
                 password_reuse_prevention: Some(5),
                 ..policy
             },
             previous,
-        }]
+        })]
     });
     assert!(matches!(
         validate(&reuse_5, &f17),
@@ -921,9 +955,9 @@ fn validation_rejects_other_keys_and_inverse_actions_of_other_families() {
     let f = find(&sb, "KMS.4", WORKLOAD_ACCOUNT, US_EAST_1, ORDERS_KEY);
     let p = catalog_plan(&sb, &f, Lang::En);
     let other_key = redraft(&p, |d| {
-        d.actions = vec![Action::EnableKmsKeyRotation {
+        d.actions = vec![Action::EnableKmsKeyRotation(EnableKmsKeyRotation {
             key_id: "8a2c4e6f-0b1d-4f3a-9c5e-7b9d1f3a5c04".to_string(),
-        }]
+        })]
     });
     assert!(matches!(
         validate(&other_key, &f),
@@ -932,22 +966,24 @@ fn validation_rejects_other_keys_and_inverse_actions_of_other_families() {
     // The key's ARN is accepted; an ARN in another account is not.
     let arn = format!("arn:aws:kms:{US_EAST_1}:{WORKLOAD_ACCOUNT}:key/{ORDERS_KEY}");
     let by_arn = redraft(&p, |d| {
-        d.actions = vec![Action::EnableKmsKeyRotation {
+        d.actions = vec![Action::EnableKmsKeyRotation(EnableKmsKeyRotation {
             key_id: arn.clone(),
-        }]
+        })]
     });
     assert!(validate(&by_arn, &f).is_ok());
     let foreign = redraft(&p, |d| {
-        d.actions = vec![Action::EnableKmsKeyRotation {
+        d.actions = vec![Action::EnableKmsKeyRotation(EnableKmsKeyRotation {
             key_id: format!("arn:aws:kms:{US_EAST_1}:{OPS_ACCOUNT}:key/{ORDERS_KEY}"),
-        }]
+        })]
     });
     assert!(validate(&foreign, &f).is_err());
 
     let f = find(&sb, "EC2.7", OPS_ACCOUNT, AP_NORTHEAST_1, OPS_ACCOUNT);
     let p = catalog_plan(&sb, &f, Lang::En);
     let disable = redraft(&p, |d| {
-        d.actions = vec![Action::DisableEbsEncryptionByDefault]
+        d.actions = vec![Action::DisableEbsEncryptionByDefault(
+            DisableEbsEncryptionByDefault {},
+        )]
     });
     assert!(matches!(
         validate(&disable, &f),
@@ -956,13 +992,13 @@ fn validation_rejects_other_keys_and_inverse_actions_of_other_families() {
     let f = find(&sb, "S3.1", WORKLOAD_ACCOUNT, US_EAST_1, WORKLOAD_ACCOUNT);
     let p = catalog_plan(&sb, &f, Lang::En);
     let partial = redraft(&p, |d| {
-        d.actions = vec![Action::BlockS3PublicAccess {
+        d.actions = vec![Action::BlockS3PublicAccess(BlockS3PublicAccess {
             block: crate::resources::PublicAccessBlock {
                 restrict_public_buckets: false,
                 ..crate::resources::PublicAccessBlock::ALL_ON
             },
             previous: None,
-        }]
+        })]
     });
     assert!(matches!(
         validate(&partial, &f),
@@ -1116,7 +1152,7 @@ fn a_well_formed_model_answer_becomes_a_validated_plan() {
     let input = json!({"actions": [{"action": "set_password_policy",
         "minimum_password_length": 16}], "rationale": "longer"});
     let p = from_model(&sb, input, &f).unwrap();
-    let Action::SetPasswordPolicy { policy, previous } = &p.actions[0] else {
+    let Action::SetPasswordPolicy(SetPasswordPolicy { policy, previous }) = &p.actions[0] else {
         panic!();
     };
     assert_eq!(policy.minimum_password_length, 16);
@@ -1135,15 +1171,15 @@ fn a_well_formed_model_answer_becomes_a_validated_plan() {
     let p = from_model(&sb, input, &f).unwrap();
     assert_eq!(
         p.actions,
-        [Action::EnableGuardDuty {
+        [Action::EnableGuardDuty(EnableGuardDuty {
             existing_detector: Some("e8f0a2b4c6d8e0f2a4b6c8d0e2f4a6b8".to_string())
-        }]
+        })]
     );
     assert_eq!(
         p.rollback,
-        [Action::DisableGuardDuty {
+        [Action::DisableGuardDuty(DisableGuardDuty {
             detector_id: "e8f0a2b4c6d8e0f2a4b6c8d0e2f4a6b8".to_string()
-        }]
+        })]
     );
 }
 
@@ -1157,8 +1193,9 @@ fn tool_schema_admits_only_catalog_plan_actions() {
         .iter()
         .map(|v| v["properties"]["action"]["enum"][0].as_str().unwrap())
         .collect();
-    let tools: Vec<&str> = TOOL_ACTIONS.iter().map(|(t, _)| *t).collect();
-    assert_eq!(names, tools);
+    let tools = tool_actions();
+    let tool_names: Vec<&str> = tools.iter().map(|(t, _, _)| t.as_str()).collect();
+    assert_eq!(names, tool_names);
     for v in variants {
         assert_eq!(v["additionalProperties"], false);
     }
@@ -1167,25 +1204,32 @@ fn tool_schema_admits_only_catalog_plan_actions() {
         .iter()
         .flat_map(|e| e.actions.iter().copied())
         .collect();
-    for (_, action) in TOOL_ACTIONS {
+    let undo_only: Vec<&str> = CATALOG
+        .iter()
+        .flat_map(|e| e.undo_only.iter().copied())
+        .collect();
+    for (_, action, _) in &tools {
         assert!(planned.contains(action), "{action}");
-        assert!(!INVERSE_ONLY.contains(action), "{action}");
+        assert!(!undo_only.contains(action), "{action}");
     }
     // The tool names are the serde tags of the actions they become.
     let tags = [
-        serde_json::to_value(Action::EnableGuardDuty {
+        serde_json::to_value(Action::EnableGuardDuty(EnableGuardDuty {
             existing_detector: None,
-        })
+        }))
         .unwrap(),
-        serde_json::to_value(Action::EnableEbsEncryptionByDefault).unwrap(),
-        serde_json::to_value(Action::BlockS3PublicAccess {
+        serde_json::to_value(Action::EnableEbsEncryptionByDefault(
+            EnableEbsEncryptionByDefault {},
+        ))
+        .unwrap(),
+        serde_json::to_value(Action::BlockS3PublicAccess(BlockS3PublicAccess {
             block: crate::resources::PublicAccessBlock::ALL_ON,
             previous: None,
-        })
+        }))
         .unwrap(),
     ];
     for t in tags {
-        assert!(tools.contains(&t["action"].as_str().unwrap()), "{t}");
+        assert!(tool_names.contains(&t["action"].as_str().unwrap()), "{t}");
     }
 }
 
@@ -1255,7 +1299,7 @@ fn catalog_covers_the_controls_it_promises() {
         let entry = entry_for(&id).unwrap();
         assert!(!entry.title(Lang::En).is_empty() && !entry.title(Lang::Ja).is_empty());
         for a in entry.actions {
-            assert!(!INVERSE_ONLY.contains(a));
+            assert!(!entry.undo_only.contains(a));
         }
     }
     assert!(entry_for(&"CloudTrail.1".parse().unwrap()).is_none());
@@ -1295,7 +1339,11 @@ fn recorded_plans_keep_their_ids() {
     assert!(plans.len() >= 2 * CASES.len());
     for json in plans {
         let plan: RemediationPlan = serde_json::from_value(json.clone()).unwrap();
-        assert_eq!(plan.digest().as_str(), json["id"].as_str().unwrap(), "{json}");
+        assert_eq!(
+            plan.digest().as_str(),
+            json["id"].as_str().unwrap(),
+            "{json}"
+        );
         assert_eq!(
             plan::canonical_json(&serde_json::to_value(&plan).unwrap()),
             plan::canonical_json(json),
