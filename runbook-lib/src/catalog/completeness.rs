@@ -255,3 +255,20 @@ fn the_readme_catalog_table_lists_exactly_the_registry() {
         "README.md's catalog table (| Family | Controls | ...) must list every registered family with exactly its controls"
     );
 }
+
+#[test]
+fn the_catalog_never_imports_plans() {
+    // plan.rs and planner/ build on the catalog; an import back would be a cycle.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/catalog");
+    for entry in std::fs::read_dir(&dir).expect("src/catalog") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("source");
+        for forbidden in ["crate::plan", "super::super::plan"] {
+            assert!(
+                !text.lines().any(|l| l.trim_start().starts_with("use") && l.contains(forbidden)),
+                "{} imports {forbidden}",
+                path.display()
+            );
+        }
+    }
+}
