@@ -265,7 +265,9 @@ fn the_catalog_never_imports_plans() {
         let text = std::fs::read_to_string(&path).expect("source");
         for forbidden in ["crate::plan", "super::super::plan"] {
             assert!(
-                !text.lines().any(|l| l.trim_start().starts_with("use") && l.contains(forbidden)),
+                !text
+                    .lines()
+                    .any(|l| l.trim_start().starts_with("use") && l.contains(forbidden)),
                 "{} imports {forbidden}",
                 path.display()
             );
