@@ -57,7 +57,7 @@ impl Family for EbsDefaultEncryption {
         plan(req.cloud, &req.at, req.lang).await
     }
 
-    async fn from_model(
+    async fn step_from_model(
         &self,
         step: &str,
         input: &Map<String, Value>,

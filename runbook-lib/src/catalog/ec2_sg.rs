@@ -108,7 +108,7 @@ impl Family for SecurityGroupIngress {
         plan(req.finding, req.control, req.cloud, &req.at, req.lang).await
     }
 
-    async fn from_model(
+    async fn step_from_model(
         &self,
         step: &str,
         input: &Map<String, Value>,

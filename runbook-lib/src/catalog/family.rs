@@ -58,7 +58,7 @@ pub trait Family: Sync {
     /// A model's tool action (`step` is one of this family's plan steps, `input`
     /// its parameters) as a step, reading the live state where the step needs its
     /// prior state. Anything outside the finding is refused.
-    async fn from_model(
+    async fn step_from_model(
         &self,
         step: &str,
         input: &Map<String, Value>,

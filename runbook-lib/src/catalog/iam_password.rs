@@ -146,7 +146,7 @@ impl Family for PasswordPolicyStrength {
         plan(req.control, req.cloud, &req.at, req.lang, req.policy).await
     }
 
-    async fn from_model(
+    async fn step_from_model(
         &self,
         step: &str,
         input: &Map<String, Value>,

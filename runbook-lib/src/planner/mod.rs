@@ -158,7 +158,7 @@ pub async fn plan_from_model(
             }
             .into());
         }
-        let (action, cited) = entry.family.from_model(name, a, &req).await?;
+        let (action, cited) = entry.family.step_from_model(name, a, &req).await?;
         actions.push(action);
         citations.extend(cited);
     }
