@@ -82,14 +82,20 @@ INVERSE_WRITES = {
 }
 
 # The control families of the remediation catalog (README, "%summarize and %remediate").
-FAMILIES = {
-    "security group ingress": ("EC2.13", "EC2.14", "EC2.18", "EC2.19"),
-    "GuardDuty": ("GuardDuty.1",),
-    "IAM password policy": tuple(f"IAM.{n}" for n in (7, 11, 12, 13, 14, 15, 16, 17)),
-    "S3 Block Public Access": ("S3.1",),
-    "EBS default encryption": ("EC2.7",),
-    "KMS key rotation": ("KMS.4",),
-}
+def catalog_table() -> dict[str, tuple[str, ...]]:
+    """The README's catalog table (family -> controls). A Rust test
+    (catalog::completeness) keeps it equal to the catalog's registry, so the plans
+    below cover every registered family without a list kept by hand here."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("| Family | Controls |", 1)[1].split("\n\n", 1)[0]
+    out = {}
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.split("|")]
+        out[cells[1].strip("`")] = tuple(c.strip() for c in cells[2].split(","))
+    return out
+
+
+FAMILIES = catalog_table()
 
 # Named by the library only to refuse acting in another account (not supported yet).
 NOT_NEEDED = {"sts:AssumeRole"}
@@ -237,19 +243,10 @@ def test_remediation_grants_everything_read_only_does_and_every_write():
     assert not missing(remediation, APPROVE_PERMISSIONS)
 
 
-def test_families_cover_the_readme_catalog():
-    """FAMILIES above follows the README's catalog table; a control added there must be added here."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    table = readme.split("| Controls | Actions | Inverse |", 1)[1].split("\n\n", 1)[0]
-    listed = set()
-    for line in table.splitlines()[2:]:
-        cell = line.split("|")[1]
-        for m in re.finditer(r"([A-Za-z0-9]+)\.(\d+)(?:\s*[–-]\s*\1\.(\d+))?", cell):
-            first, last = int(m.group(2)), int(m.group(3) or m.group(2))
-            listed.update(f"{m.group(1)}.{n}" for n in range(first, last + 1))
-    covered = {c for controls in FAMILIES.values() for c in controls}
-    assert listed, "could not read the catalog table in README.md"
-    assert listed <= covered, f"README's catalog covers {sorted(listed - covered)}, add them to FAMILIES"
+def test_the_catalog_table_is_read():
+    assert len(FAMILIES) >= 6, FAMILIES
+    for family, controls in FAMILIES.items():
+        assert controls and all(re.fullmatch(r"[A-Za-z0-9]+\.\d+", c) for c in controls), (family, controls)
 
 
 # --- permissions from the real kernel ----------------------------------------------
