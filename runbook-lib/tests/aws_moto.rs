@@ -17,7 +17,7 @@
 use std::future::Future;
 
 use runbook::cloud::aws::{AwsCloud, load_sdk_config};
-use runbook::cloud::{Cloud, CloudError, Target};
+use runbook::cloud::{Cloud, CloudError, Ec2, GuardDuty, Iam, Kms, S3Control, Target};
 use runbook::resources::{
     DetectorStatus, IngressRule, KeyManager, PasswordPolicy, PublicAccessBlock,
 };

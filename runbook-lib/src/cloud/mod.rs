@@ -8,15 +8,22 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::finding::{AccountId, Finding, FindingFilter, FindingIdentifier, WorkflowStatus};
-use crate::resources::{
-    GuardDutyDetector, IngressRule, KmsKey, PasswordPolicy, PublicAccessBlock, SecurityGroup,
-};
 
 pub mod aws;
 pub mod connect;
+pub mod ec2;
+pub mod guardduty;
+pub mod iam;
+pub mod kms;
+pub mod s3control;
 pub mod sandbox;
 
 pub use connect::{Clouds, Connected};
+pub use ec2::Ec2;
+pub use guardduty::GuardDuty;
+pub use iam::Iam;
+pub use kms::Kms;
+pub use s3control::S3Control;
 pub use sandbox::Sandbox;
 
 /// Which implementation is behind a [`Cloud`].
@@ -146,11 +153,13 @@ impl fmt::Display for Target {
 /// A progress callback; `Send` so the trait's futures stay `Send`.
 pub type ProgressFn<'a> = dyn FnMut(FetchProgress) + Send + 'a;
 
-/// The AWS operations the runbook uses. One value acts from one home account and
+/// A backend: Security Hub and STS here, and every service the catalog acts on
+/// through its own trait ([`Ec2`], [`GuardDuty`], [`Iam`], [`S3Control`], [`Kms`],
+/// each in its file with both implementations). One value acts from one home account and
 /// region; each operation takes its target (account, region, finding) from its
 /// arguments, so a finding from another account is acted on where it lives.
 #[async_trait]
-pub trait Cloud: Send + Sync {
+pub trait Cloud: Ec2 + GuardDuty + Iam + S3Control + Kms + Send + Sync {
     /// What this backend is, for display.
     fn describe(&self) -> BackendInfo;
 
@@ -172,91 +181,6 @@ pub trait Cloud: Send + Sync {
 
     /// Who is acting (an ARN, or "sandbox"), for the audit trail.
     async fn caller_identity(&self) -> Result<String, CloudError>;
-
-    // Resource state, read by prechecks and verification and changed by actions.
-    // Every operation acts in `at`, the finding's own account and region.
-
-    /// EC2 DescribeSecurityGroups + DescribeSecurityGroupRules + DescribeNetworkInterfaces.
-    async fn security_group(
-        &self,
-        at: &Target,
-        group_id: &str,
-    ) -> Result<SecurityGroup, CloudError>;
-    /// EC2 RevokeSecurityGroupIngress by security group rule id.
-    async fn revoke_ingress(
-        &self,
-        at: &Target,
-        group_id: &str,
-        rule_ids: &[String],
-    ) -> Result<(), CloudError>;
-    /// EC2 AuthorizeSecurityGroupIngress; returns the new rules (with their new ids).
-    async fn authorize_ingress(
-        &self,
-        at: &Target,
-        group_id: &str,
-        rules: &[IngressRule],
-    ) -> Result<Vec<IngressRule>, CloudError>;
-
-    /// GuardDuty ListDetectors + GetDetector; None when the region has no detector.
-    async fn guardduty_detector(
-        &self,
-        at: &Target,
-    ) -> Result<Option<GuardDutyDetector>, CloudError>;
-    /// GuardDuty CreateDetector (enabled); returns the detector id.
-    async fn create_detector(&self, at: &Target) -> Result<String, CloudError>;
-    /// GuardDuty UpdateDetector --enable / --no-enable.
-    async fn set_detector_enabled(
-        &self,
-        at: &Target,
-        detector_id: &str,
-        enabled: bool,
-    ) -> Result<(), CloudError>;
-    /// GuardDuty DeleteDetector (the inverse of creating one).
-    async fn delete_detector(&self, at: &Target, detector_id: &str) -> Result<(), CloudError>;
-
-    /// IAM GetAccountPasswordPolicy; None when the account has no custom policy.
-    async fn password_policy(&self, at: &Target) -> Result<Option<PasswordPolicy>, CloudError>;
-    /// IAM UpdateAccountPasswordPolicy with every field (the API resets omitted ones).
-    async fn set_password_policy(
-        &self,
-        at: &Target,
-        policy: &PasswordPolicy,
-    ) -> Result<(), CloudError>;
-    /// IAM DeleteAccountPasswordPolicy.
-    async fn delete_password_policy(&self, at: &Target) -> Result<(), CloudError>;
-
-    /// S3 Control GetPublicAccessBlock for the account; None when none is configured.
-    async fn public_access_block(
-        &self,
-        at: &Target,
-    ) -> Result<Option<PublicAccessBlock>, CloudError>;
-    /// S3 Control PutPublicAccessBlock.
-    async fn set_public_access_block(
-        &self,
-        at: &Target,
-        block: &PublicAccessBlock,
-    ) -> Result<(), CloudError>;
-    /// S3 Control DeletePublicAccessBlock.
-    async fn delete_public_access_block(&self, at: &Target) -> Result<(), CloudError>;
-
-    /// EC2 GetEbsEncryptionByDefault.
-    async fn ebs_encryption_by_default(&self, at: &Target) -> Result<bool, CloudError>;
-    /// EC2 EnableEbsEncryptionByDefault / DisableEbsEncryptionByDefault.
-    async fn set_ebs_encryption_by_default(
-        &self,
-        at: &Target,
-        enabled: bool,
-    ) -> Result<(), CloudError>;
-
-    /// KMS DescribeKey + GetKeyRotationStatus.
-    async fn kms_key(&self, at: &Target, key_id: &str) -> Result<KmsKey, CloudError>;
-    /// KMS EnableKeyRotation / DisableKeyRotation.
-    async fn set_key_rotation(
-        &self,
-        at: &Target,
-        key_id: &str,
-        enabled: bool,
-    ) -> Result<(), CloudError>;
 }
 
 /// Most severe first, then most recently updated, then by Id so the order is stable.

@@ -11,12 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     AccountInfo, BackendInfo, BackendKind, Cloud, CloudError, FetchProgress, FindingUpdate,
-    ProgressFn, Target, UnprocessedFinding, UpdateOutcome,
+    ProgressFn, UnprocessedFinding, UpdateOutcome,
 };
 use crate::finding::{Finding, FindingFilter, FindingIdentifier, Note, WorkflowStatus};
 
 pub mod controls;
-mod ops;
+pub(crate) mod ops;
 pub mod seed;
 pub mod state;
 
@@ -387,116 +387,6 @@ impl Cloud for Sandbox {
     async fn caller_identity(&self) -> Result<String, CloudError> {
         // What the audit trail names as the approver when nothing touches AWS.
         Ok(crate::audit::SANDBOX_ACTOR.to_string())
-    }
-
-    async fn security_group(
-        &self,
-        at: &Target,
-        group_id: &str,
-    ) -> Result<SecurityGroup, CloudError> {
-        self.op_security_group(at, group_id)
-    }
-
-    async fn revoke_ingress(
-        &self,
-        at: &Target,
-        group_id: &str,
-        rule_ids: &[String],
-    ) -> Result<(), CloudError> {
-        self.op_revoke_ingress(at, group_id, rule_ids)
-    }
-
-    async fn authorize_ingress(
-        &self,
-        at: &Target,
-        group_id: &str,
-        rules: &[IngressRule],
-    ) -> Result<Vec<IngressRule>, CloudError> {
-        self.op_authorize_ingress(at, group_id, rules)
-    }
-
-    async fn guardduty_detector(
-        &self,
-        at: &Target,
-    ) -> Result<Option<GuardDutyDetector>, CloudError> {
-        self.op_guardduty_detector(at)
-    }
-
-    async fn create_detector(&self, at: &Target) -> Result<String, CloudError> {
-        self.op_create_detector(at)
-    }
-
-    async fn set_detector_enabled(
-        &self,
-        at: &Target,
-        detector_id: &str,
-        enabled: bool,
-    ) -> Result<(), CloudError> {
-        self.op_set_detector_enabled(at, detector_id, enabled)
-    }
-
-    async fn delete_detector(&self, at: &Target, detector_id: &str) -> Result<(), CloudError> {
-        self.op_delete_detector(at, detector_id)
-    }
-
-    async fn password_policy(&self, at: &Target) -> Result<Option<PasswordPolicy>, CloudError> {
-        self.op_password_policy(at)
-    }
-
-    async fn set_password_policy(
-        &self,
-        at: &Target,
-        policy: &PasswordPolicy,
-    ) -> Result<(), CloudError> {
-        self.op_set_password_policy(at, policy)
-    }
-
-    async fn delete_password_policy(&self, at: &Target) -> Result<(), CloudError> {
-        self.op_delete_password_policy(at)
-    }
-
-    async fn public_access_block(
-        &self,
-        at: &Target,
-    ) -> Result<Option<PublicAccessBlock>, CloudError> {
-        self.op_public_access_block(at)
-    }
-
-    async fn set_public_access_block(
-        &self,
-        at: &Target,
-        block: &PublicAccessBlock,
-    ) -> Result<(), CloudError> {
-        self.op_set_public_access_block(at, block)
-    }
-
-    async fn delete_public_access_block(&self, at: &Target) -> Result<(), CloudError> {
-        self.op_delete_public_access_block(at)
-    }
-
-    async fn ebs_encryption_by_default(&self, at: &Target) -> Result<bool, CloudError> {
-        self.op_ebs_encryption_by_default(at)
-    }
-
-    async fn set_ebs_encryption_by_default(
-        &self,
-        at: &Target,
-        enabled: bool,
-    ) -> Result<(), CloudError> {
-        self.op_set_ebs_encryption_by_default(at, enabled)
-    }
-
-    async fn kms_key(&self, at: &Target, key_id: &str) -> Result<KmsKey, CloudError> {
-        self.op_kms_key(at, key_id)
-    }
-
-    async fn set_key_rotation(
-        &self,
-        at: &Target,
-        key_id: &str,
-        enabled: bool,
-    ) -> Result<(), CloudError> {
-        self.op_set_key_rotation(at, key_id, enabled)
     }
 }
 

@@ -19,9 +19,9 @@ use crate::catalog::{
     iam_password, tool_actions, tool_schema,
 };
 use crate::cloud::Sandbox;
-use crate::cloud::Target;
 use crate::cloud::sandbox::OrgState;
 use crate::cloud::sandbox::seed::{AP_NORTHEAST_1, OPS_ACCOUNT, US_EAST_1, WORKLOAD_ACCOUNT};
+use crate::cloud::{Iam, Target};
 use crate::finding::ComplianceStatus;
 use crate::finding::ControlId;
 use crate::plan::{self, Applied, PlanDraft, PlanRejection, PlanSource, RemediationPlan, validate};

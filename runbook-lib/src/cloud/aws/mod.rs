@@ -3,8 +3,8 @@
 mod capture;
 pub(crate) mod errors;
 mod pace;
-mod resources;
 mod s3control_endpoint;
+pub(crate) mod support;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -23,9 +23,6 @@ use crate::cloud::{
     UnprocessedFinding, UpdateOutcome, select,
 };
 use crate::finding::{Finding, FindingFilter, FindingIdentifier, WorkflowStatus};
-use crate::resources::{
-    GuardDutyDetector, IngressRule, KmsKey, PasswordPolicy, PublicAccessBlock, SecurityGroup,
-};
 use crate::settings::Settings;
 
 pub use capture::CaptureBody;
@@ -98,19 +95,19 @@ pub struct AwsCloud {
 
 /// Who the credentials belong to.
 #[derive(Debug, Clone)]
-struct Caller {
+pub(crate) struct Caller {
     arn: String,
     account: Option<String>,
 }
 
 /// The resource clients for one region (clients are cheap handles to clone).
 #[derive(Debug, Clone)]
-struct RegionClients {
-    ec2: aws_sdk_ec2::Client,
-    guardduty: aws_sdk_guardduty::Client,
-    iam: aws_sdk_iam::Client,
-    kms: aws_sdk_kms::Client,
-    s3control: aws_sdk_s3control::Client,
+pub(crate) struct RegionClients {
+    pub(crate) ec2: aws_sdk_ec2::Client,
+    pub(crate) guardduty: aws_sdk_guardduty::Client,
+    pub(crate) iam: aws_sdk_iam::Client,
+    pub(crate) kms: aws_sdk_kms::Client,
+    pub(crate) s3control: aws_sdk_s3control::Client,
 }
 
 impl RegionClients {
@@ -169,7 +166,7 @@ impl AwsCloud {
     }
 
     /// The resource clients for the target's region, made on first use.
-    fn clients(&self, at: &Target) -> RegionClients {
+    pub(crate) fn clients(&self, at: &Target) -> RegionClients {
         match self.clients.lock() {
             Ok(mut cache) => cache
                 .entry(at.region.clone())
@@ -407,115 +404,5 @@ impl Cloud for AwsCloud {
 
     async fn caller_identity(&self) -> Result<String, CloudError> {
         self.op_caller_identity().await
-    }
-
-    async fn security_group(
-        &self,
-        at: &Target,
-        group_id: &str,
-    ) -> Result<SecurityGroup, CloudError> {
-        self.op_security_group(at, group_id).await
-    }
-
-    async fn revoke_ingress(
-        &self,
-        at: &Target,
-        group_id: &str,
-        rule_ids: &[String],
-    ) -> Result<(), CloudError> {
-        self.op_revoke_ingress(at, group_id, rule_ids).await
-    }
-
-    async fn authorize_ingress(
-        &self,
-        at: &Target,
-        group_id: &str,
-        rules: &[IngressRule],
-    ) -> Result<Vec<IngressRule>, CloudError> {
-        self.op_authorize_ingress(at, group_id, rules).await
-    }
-
-    async fn guardduty_detector(
-        &self,
-        at: &Target,
-    ) -> Result<Option<GuardDutyDetector>, CloudError> {
-        self.op_guardduty_detector(at).await
-    }
-
-    async fn create_detector(&self, at: &Target) -> Result<String, CloudError> {
-        self.op_create_detector(at).await
-    }
-
-    async fn set_detector_enabled(
-        &self,
-        at: &Target,
-        detector_id: &str,
-        enabled: bool,
-    ) -> Result<(), CloudError> {
-        self.op_set_detector_enabled(at, detector_id, enabled).await
-    }
-
-    async fn delete_detector(&self, at: &Target, detector_id: &str) -> Result<(), CloudError> {
-        self.op_delete_detector(at, detector_id).await
-    }
-
-    async fn password_policy(&self, at: &Target) -> Result<Option<PasswordPolicy>, CloudError> {
-        self.op_password_policy(at).await
-    }
-
-    async fn set_password_policy(
-        &self,
-        at: &Target,
-        policy: &PasswordPolicy,
-    ) -> Result<(), CloudError> {
-        self.op_set_password_policy(at, policy).await
-    }
-
-    async fn delete_password_policy(&self, at: &Target) -> Result<(), CloudError> {
-        self.op_delete_password_policy(at).await
-    }
-
-    async fn public_access_block(
-        &self,
-        at: &Target,
-    ) -> Result<Option<PublicAccessBlock>, CloudError> {
-        self.op_public_access_block(at).await
-    }
-
-    async fn set_public_access_block(
-        &self,
-        at: &Target,
-        block: &PublicAccessBlock,
-    ) -> Result<(), CloudError> {
-        self.op_set_public_access_block(at, block).await
-    }
-
-    async fn delete_public_access_block(&self, at: &Target) -> Result<(), CloudError> {
-        self.op_delete_public_access_block(at).await
-    }
-
-    async fn ebs_encryption_by_default(&self, at: &Target) -> Result<bool, CloudError> {
-        self.op_ebs_encryption_by_default(at).await
-    }
-
-    async fn set_ebs_encryption_by_default(
-        &self,
-        at: &Target,
-        enabled: bool,
-    ) -> Result<(), CloudError> {
-        self.op_set_ebs_encryption_by_default(at, enabled).await
-    }
-
-    async fn kms_key(&self, at: &Target, key_id: &str) -> Result<KmsKey, CloudError> {
-        self.op_kms_key(at, key_id).await
-    }
-
-    async fn set_key_rotation(
-        &self,
-        at: &Target,
-        key_id: &str,
-        enabled: bool,
-    ) -> Result<(), CloudError> {
-        self.op_set_key_rotation(at, key_id, enabled).await
     }
 }
