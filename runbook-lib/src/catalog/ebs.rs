@@ -8,7 +8,7 @@ use super::{
     Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
     Precheck, Step, ToolSpec, check_fields, python_call, require_account_resource,
 };
-use crate::cloud::sandbox::controls::{ControlDef, Evaluation, FSBP, CIS_14, NIST, account_resource, on_off};
+use crate::cloud::sandbox::controls::{ControlDef, Evaluation, FSBP, CIS_14, NIST, on_off, per_region};
 use crate::cloud::sandbox::OrgState;
 use crate::cloud::{Cloud, CloudError, Target};
 use crate::finding::{ControlId, Finding};
@@ -93,23 +93,10 @@ impl Family for EbsDefaultEncryption {
     }
 
     fn evaluate(&self, state: &OrgState) -> Vec<Evaluation> {
-        let mut out = Vec::new();
-        for acct in &state.accounts {
-            for reg in &acct.regions {
-                out.push(Evaluation::of(
-                    &EC2_7,
-                    &acct.id,
-                    &reg.region,
-                    account_resource(&acct.id, &reg.region),
-                    reg.ebs_encryption_by_default,
-                    format!(
-                        "EBS encryption by default is {}",
-                        on_off(reg.ebs_encryption_by_default)
-                    ),
-                ));
-            }
-        }
-        out
+        per_region(state, &EC2_7, |_, reg| {
+            let on = reg.ebs_encryption_by_default;
+            (on, format!("EBS encryption by default is {}", on_off(on)))
+        })
     }
 }
 

@@ -11,7 +11,7 @@ use super::{
     shell_quote, to_json,
 };
 use crate::cloud::sandbox::OrgState;
-use crate::cloud::sandbox::controls::{ControlDef, Evaluation, FSBP, NIST, PCI, account_resource};
+use crate::cloud::sandbox::controls::{ControlDef, Evaluation, FSBP, NIST, PCI, per_region};
 use crate::cloud::{Cloud, CloudError, Target};
 use crate::finding::{ControlId, Finding};
 use crate::resources::DetectorStatus;
@@ -119,31 +119,17 @@ impl Family for GuardDutyEnabled {
     }
 
     fn evaluate(&self, state: &OrgState) -> Vec<Evaluation> {
-        let mut out = Vec::new();
-        for acct in &state.accounts {
-            for reg in &acct.regions {
-                let (passed, reason) = match &reg.guardduty {
-                    None => (false, "no GuardDuty detector in this Region".to_string()),
-                    Some(d) if d.status == DetectorStatus::Disabled => (
-                        false,
-                        format!("GuardDuty detector {} is disabled", d.detector_id),
-                    ),
-                    Some(d) => (
-                        true,
-                        format!("GuardDuty detector {} is enabled", d.detector_id),
-                    ),
-                };
-                out.push(Evaluation::of(
-                    &GUARDDUTY_1,
-                    &acct.id,
-                    &reg.region,
-                    account_resource(&acct.id, &reg.region),
-                    passed,
-                    reason,
-                ));
-            }
-        }
-        out
+        per_region(state, &GUARDDUTY_1, |_, reg| match &reg.guardduty {
+            None => (false, "no GuardDuty detector in this Region".to_string()),
+            Some(d) if d.status == DetectorStatus::Disabled => (
+                false,
+                format!("GuardDuty detector {} is disabled", d.detector_id),
+            ),
+            Some(d) => (
+                true,
+                format!("GuardDuty detector {} is enabled", d.detector_id),
+            ),
+        })
     }
 }
 

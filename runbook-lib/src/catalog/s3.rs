@@ -11,7 +11,7 @@ use super::{
 };
 use crate::cloud::sandbox::OrgState;
 use crate::cloud::sandbox::controls::{
-    CIS_14, ControlDef, Evaluation, FSBP, NIST, PCI, account_resource,
+    CIS_14, ControlDef, Evaluation, FSBP, NIST, PCI, per_region,
 };
 use crate::cloud::{Cloud, CloudError, Target};
 use crate::finding::{ControlId, Finding};
@@ -115,27 +115,19 @@ impl Family for AccountPublicAccess {
     }
 
     fn evaluate(&self, state: &OrgState) -> Vec<Evaluation> {
-        let mut out = Vec::new();
-        for acct in &state.accounts {
+        per_region(state, &S3_1, |acct, _| {
             let pab = &acct.s3_public_access_block;
-            for reg in &acct.regions {
-                out.push(Evaluation::of(
-                    &S3_1,
-                    &acct.id,
-                    &reg.region,
-                    account_resource(&acct.id, &reg.region),
-                    pab.all_on(),
-                    format!(
-                        "BlockPublicAcls {}, IgnorePublicAcls {}, BlockPublicPolicy {}, RestrictPublicBuckets {}",
-                        pab.block_public_acls,
-                        pab.ignore_public_acls,
-                        pab.block_public_policy,
-                        pab.restrict_public_buckets
-                    ),
-                ));
-            }
-        }
-        out
+            (
+                pab.all_on(),
+                format!(
+                    "BlockPublicAcls {}, IgnorePublicAcls {}, BlockPublicPolicy {}, RestrictPublicBuckets {}",
+                    pab.block_public_acls,
+                    pab.ignore_public_acls,
+                    pab.block_public_policy,
+                    pab.restrict_public_buckets
+                ),
+            )
+        })
     }
 }
 

@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::state::{IngressRule, KmsKey, OrgState, SecurityGroup, Trail};
+use super::state::{
+    AccountState, IngressRule, KmsKey, OrgState, RegionState, SecurityGroup, Trail,
+};
 use crate::finding::{AccountId, Note, WorkflowStatus};
 use crate::severity::Severity;
 
@@ -257,6 +259,30 @@ pub fn on_off(b: bool) -> &'static str {
     if b { "enabled" } else { "disabled" }
 }
 
+/// One evaluation of an account-wide, per-region `control` in every account and
+/// region, on the account resource: `check` says whether it passes and why.
+pub fn per_region(
+    state: &OrgState,
+    control: &'static ControlDef,
+    check: impl Fn(&AccountState, &RegionState) -> (bool, String),
+) -> Vec<Evaluation> {
+    let mut out = Vec::new();
+    for acct in &state.accounts {
+        for reg in &acct.regions {
+            let (passed, reason) = check(acct, reg);
+            out.push(Evaluation::of(
+                control,
+                &acct.id,
+                &reg.region,
+                account_resource(&acct.id, &reg.region),
+                passed,
+                reason,
+            ));
+        }
+    }
+    out
+}
+
 /// Evaluates every control over the organisation: each catalog family's, then the
 /// uncovered ones.
 pub fn evaluate(state: &OrgState) -> Vec<Evaluation> {
@@ -264,35 +290,27 @@ pub fn evaluate(state: &OrgState) -> Vec<Evaluation> {
         .iter()
         .flat_map(|e| e.family.evaluate(state))
         .collect();
-    for acct in &state.accounts {
-        let a = &acct.id;
-        let trail_ok = acct
+    out.extend(per_region(state, &CLOUDTRAIL_1, |acct, _| {
+        let logging = acct
             .regions
             .iter()
             .flat_map(|r| &r.trails)
             .any(|t| t.is_multi_region && t.is_logging && t.include_management_events);
+        let reason = if logging {
+            "a multi-Region trail logs management events"
+        } else {
+            "no logging multi-Region trail with management events"
+        };
+        (logging, reason.to_string())
+    }));
+    out.extend(per_region(state, &CONFIG_1, |_, reg| {
+        let on = reg.config_recording;
+        (on, format!("AWS Config recording is {}", on_off(on)))
+    }));
+    for acct in &state.accounts {
+        let a = &acct.id;
         for reg in &acct.regions {
             let r = reg.region.as_str();
-            out.push(Evaluation::of(
-                &CLOUDTRAIL_1,
-                a,
-                r,
-                account_resource(a, r),
-                trail_ok,
-                if trail_ok {
-                    "a multi-Region trail logs management events".to_string()
-                } else {
-                    "no logging multi-Region trail with management events".to_string()
-                },
-            ));
-            out.push(Evaluation::of(
-                &CONFIG_1,
-                a,
-                r,
-                account_resource(a, r),
-                reg.config_recording,
-                format!("AWS Config recording is {}", on_off(reg.config_recording)),
-            ));
             for t in &reg.trails {
                 let enc = t.kms_key_id.is_some();
                 out.push(Evaluation::of(
