@@ -23,8 +23,11 @@ use crate::catalog::PolicyValues;
 const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 /// How deep the folder is read.
 const MAX_DEPTH: usize = 8;
-/// The indexer's memory budget (tantivy's minimum is 15 MB per thread).
-const WRITER_BUDGET: usize = 32 * 1024 * 1024;
+/// Indexing threads: tokenising runs beside the main thread's file parsing.
+const WRITER_THREADS: usize = 2;
+/// The indexer's memory budget, shared by its threads (tantivy's minimum is 15 MB
+/// per thread); 10,000 policy files index without flushing a segment early.
+const WRITER_BUDGET: usize = 96 * 1024 * 1024;
 
 /// How long a check of the folder stays fresh.
 pub const RECHECK_AFTER: Duration = Duration::from_secs(1);
@@ -207,7 +210,7 @@ impl LocalKnowledgeBase {
         let index = Index::create_in_ram(schema.build());
         index.tokenizers().register(ANALYZER, text::analyzer());
         let mut writer = index
-            .writer_with_num_threads::<TantivyDocument>(1, WRITER_BUDGET)
+            .writer_with_num_threads::<TantivyDocument>(WRITER_THREADS, WRITER_BUDGET)
             .map_err(index_error)?;
 
         let mut sections = Vec::new();
