@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
+    About, Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
     Precheck, Step, ToolSpec, check_fields, python_call, require_account_resource,
 };
-use crate::cloud::sandbox::controls::{ControlDef, Evaluation, FSBP, CIS_14, NIST, on_off, per_region};
+use crate::cloud::sandbox::controls::{Evaluation, FSBP, CIS_14, NIST, on_off, per_region};
 use crate::cloud::sandbox::OrgState;
 use crate::cloud::{Cloud, CloudError, Target};
 use crate::finding::{ControlId, Finding};
@@ -24,24 +24,20 @@ crate::control!(
     "This control checks whether account-level encryption is enabled by default for Amazon Elastic Block Store (Amazon EBS) volumes. The control fails if account-level encryption isn't enabled for EBS volumes in the Region."
 );
 
+const ABOUT: About = About {
+    name: "ebs_default_encryption",
+    controls: &[&EC2_7],
+    title_en: "EBS encryption by default off",
+    title_ja: "EBS のデフォルト暗号化が無効",
+};
+
 /// EC2.7.
 pub struct EbsDefaultEncryption;
 
 #[async_trait]
 impl Family for EbsDefaultEncryption {
-    fn name(&self) -> &'static str {
-        "ebs_default_encryption"
-    }
-
-    fn controls(&self) -> &'static [&'static ControlDef] {
-        &[&EC2_7]
-    }
-
-    fn title(&self, lang: Lang) -> &'static str {
-        match lang {
-            Lang::En => "EBS encryption by default off",
-            Lang::Ja => "EBS のデフォルト暗号化が無効",
-        }
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 
     fn tools(&self) -> Vec<ToolSpec> {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
+    About, Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
     Precheck, Step, ToolSpec, arn_in_scope, canonical_json, check_fields, malformed, plural,
     py_str, py_value, python_call, resources_text, shell_quote, str_field,
 };
@@ -71,24 +71,20 @@ pub const HIGH_RISK_PORTS: &[i32] = &[
 /// TCP ports EC2.18 allows to be open to the world.
 pub const AUTHORIZED_TCP_PORTS: &[i32] = &[80, 443];
 
+const ABOUT: About = About {
+    name: "ec2_security_group",
+    controls: &[&EC2_19, &EC2_13, &EC2_14, &EC2_18],
+    title_en: "Security group ingress open to the internet",
+    title_ja: "インターネットに開いたセキュリティグループのインバウンドルール",
+};
+
 /// EC2.19, EC2.13, EC2.14, EC2.18.
 pub struct SecurityGroupIngress;
 
 #[async_trait]
 impl Family for SecurityGroupIngress {
-    fn name(&self) -> &'static str {
-        "ec2_security_group"
-    }
-
-    fn controls(&self) -> &'static [&'static ControlDef] {
-        &[&EC2_19, &EC2_13, &EC2_14, &EC2_18]
-    }
-
-    fn title(&self, lang: Lang) -> &'static str {
-        match lang {
-            Lang::En => "Security group ingress open to the internet",
-            Lang::Ja => "インターネットに開いたセキュリティグループのインバウンドルール",
-        }
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 
     fn tools(&self) -> Vec<ToolSpec> {

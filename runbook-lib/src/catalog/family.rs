@@ -23,6 +23,16 @@ pub struct PlanRequest<'a> {
     pub policy: &'a PolicyValues,
 }
 
+/// What a family is, as data: its name, the controls it fixes and its title.
+pub struct About {
+    /// Short identifier, e.g. `kms_key_rotation`.
+    pub name: &'static str,
+    pub controls: &'static [&'static ControlDef],
+    /// What is wrong when these controls fail, in a few words.
+    pub title_en: &'static str,
+    pub title_ja: &'static str,
+}
+
 /// One plan step as the model's tool schema offers it.
 pub struct ToolSpec {
     /// The step's name (`Action::name`); the tool calls it by its snake_case form.
@@ -40,14 +50,26 @@ pub struct ToolSpec {
 /// steps implement [`super::Step`].
 #[async_trait]
 pub trait Family: Sync {
+    /// Its name, controls and title.
+    fn about(&self) -> &'static About;
+
     /// Short identifier, e.g. `kms_key_rotation`.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &'static str {
+        self.about().name
+    }
 
     /// The Security Hub controls it fixes.
-    fn controls(&self) -> &'static [&'static ControlDef];
+    fn controls(&self) -> &'static [&'static ControlDef] {
+        self.about().controls
+    }
 
     /// What is wrong when these controls fail, in a few words.
-    fn title(&self, lang: Lang) -> &'static str;
+    fn title(&self, lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => self.about().title_en,
+            Lang::Ja => self.about().title_ja,
+        }
+    }
 
     /// One tool-schema entry per plan step.
     fn tools(&self) -> Vec<ToolSpec>;

@@ -6,12 +6,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
+    About, Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
     Precheck, Step, ToolSpec, check_fields, py_str, python_call, require_account_resource,
     shell_quote, to_json,
 };
 use crate::cloud::sandbox::OrgState;
-use crate::cloud::sandbox::controls::{ControlDef, Evaluation, FSBP, NIST, PCI, per_region};
+use crate::cloud::sandbox::controls::{Evaluation, FSBP, NIST, PCI, per_region};
 use crate::cloud::{Cloud, CloudError, Target};
 use crate::finding::{ControlId, Finding};
 use crate::resources::DetectorStatus;
@@ -27,24 +27,20 @@ crate::control!(
     "This control checks whether Amazon GuardDuty is enabled in your account and Region. The control fails if GuardDuty has no detector in the Region or its detector is disabled."
 );
 
+const ABOUT: About = About {
+    name: "guardduty",
+    controls: &[&GUARDDUTY_1],
+    title_en: "GuardDuty not enabled",
+    title_ja: "GuardDuty が有効になっていない",
+};
+
 /// GuardDuty.1.
 pub struct GuardDutyEnabled;
 
 #[async_trait]
 impl Family for GuardDutyEnabled {
-    fn name(&self) -> &'static str {
-        "guardduty"
-    }
-
-    fn controls(&self) -> &'static [&'static ControlDef] {
-        &[&GUARDDUTY_1]
-    }
-
-    fn title(&self, lang: Lang) -> &'static str {
-        match lang {
-            Lang::En => "GuardDuty not enabled",
-            Lang::Ja => "GuardDuty が有効になっていない",
-        }
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 
     fn tools(&self) -> Vec<ToolSpec> {

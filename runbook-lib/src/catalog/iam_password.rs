@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
+    About, Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
     PolicyValues, Precheck, Step, ToolSpec, check_fields, py_value, python_call,
     require_account_resource, shell_quote, to_json,
 };
@@ -103,26 +103,22 @@ crate::control!(
 );
 
 
+const ABOUT: About = About {
+    name: "iam_password_policy",
+    controls: &[
+            &IAM_7, &IAM_11, &IAM_12, &IAM_13, &IAM_14, &IAM_15, &IAM_16, &IAM_17,
+        ],
+    title_en: "Weak IAM account password policy",
+    title_ja: "IAM アカウントのパスワードポリシーが弱い",
+};
+
 /// IAM.7, IAM.11 to IAM.17.
 pub struct PasswordPolicyStrength;
 
 #[async_trait]
 impl Family for PasswordPolicyStrength {
-    fn name(&self) -> &'static str {
-        "iam_password_policy"
-    }
-
-    fn controls(&self) -> &'static [&'static ControlDef] {
-        &[
-            &IAM_7, &IAM_11, &IAM_12, &IAM_13, &IAM_14, &IAM_15, &IAM_16, &IAM_17,
-        ]
-    }
-
-    fn title(&self, lang: Lang) -> &'static str {
-        match lang {
-            Lang::En => "Weak IAM account password policy",
-            Lang::Ja => "IAM アカウントのパスワードポリシーが弱い",
-        }
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 
     fn tools(&self) -> Vec<ToolSpec> {

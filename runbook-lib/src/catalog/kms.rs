@@ -5,13 +5,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
+    About, Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
     Precheck, Step, ToolSpec, arn_in_scope, check_fields, py_str, python_call, resources_text,
     shell_quote, str_field,
 };
 use crate::cloud::sandbox::OrgState;
 use crate::cloud::sandbox::controls::{
-    CIS_14, ControlDef, Evaluation, NIST, PCI, kms_resource, on_off,
+    CIS_14, Evaluation, NIST, PCI, kms_resource, on_off,
 };
 use crate::cloud::{Cloud, CloudError, Target};
 use crate::finding::{ControlId, Finding, Resource};
@@ -27,24 +27,20 @@ crate::control!(
     "This control checks whether automatic key rotation is enabled for a symmetric encryption KMS key created by the customer. The control fails if automatic key rotation isn't enabled for the key."
 );
 
+const ABOUT: About = About {
+    name: "kms_key_rotation",
+    controls: &[&KMS_4],
+    title_en: "KMS key rotation off",
+    title_ja: "KMS キーの自動ローテーションが無効",
+};
+
 /// KMS.4.
 pub struct KmsKeyRotation;
 
 #[async_trait]
 impl Family for KmsKeyRotation {
-    fn name(&self) -> &'static str {
-        "kms_key_rotation"
-    }
-
-    fn controls(&self) -> &'static [&'static ControlDef] {
-        &[&KMS_4]
-    }
-
-    fn title(&self, lang: Lang) -> &'static str {
-        match lang {
-            Lang::En => "KMS key rotation off",
-            Lang::Ja => "KMS キーの自動ローテーションが無効",
-        }
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 
     fn tools(&self) -> Vec<ToolSpec> {

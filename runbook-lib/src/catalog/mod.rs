@@ -18,7 +18,7 @@ use crate::settings::Lang;
 mod family;
 mod step;
 
-pub use family::{Family, PlanRequest, ToolSpec};
+pub use family::{About, Family, PlanRequest, ToolSpec};
 pub use step::{
     Applied, MAX_ACTIONS, PlanRejection, Precheck, Step, canonical_json, drift_error, plural,
     py_str, py_value, python_call, shell_quote, to_json,

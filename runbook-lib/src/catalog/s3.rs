@@ -5,13 +5,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
+    About, Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
     Precheck, Step, ToolSpec, check_fields, py_str, py_value, python_call,
     require_account_resource, shell_quote, to_json,
 };
 use crate::cloud::sandbox::OrgState;
 use crate::cloud::sandbox::controls::{
-    CIS_14, ControlDef, Evaluation, FSBP, NIST, PCI, per_region,
+    CIS_14, Evaluation, FSBP, NIST, PCI, per_region,
 };
 use crate::cloud::{Cloud, CloudError, Target};
 use crate::finding::{ControlId, Finding};
@@ -28,24 +28,20 @@ crate::control!(
     "This control checks whether the Amazon S3 block public access settings (BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy, RestrictPublicBuckets) are all enabled at the account level. The control fails if one or more of them is set to false."
 );
 
+const ABOUT: About = About {
+    name: "s3_account_public_access",
+    controls: &[&S3_1],
+    title_en: "Account-level S3 Block Public Access not fully on",
+    title_ja: "アカウントレベルの S3 ブロックパブリックアクセスが不完全",
+};
+
 /// S3.1.
 pub struct AccountPublicAccess;
 
 #[async_trait]
 impl Family for AccountPublicAccess {
-    fn name(&self) -> &'static str {
-        "s3_account_public_access"
-    }
-
-    fn controls(&self) -> &'static [&'static ControlDef] {
-        &[&S3_1]
-    }
-
-    fn title(&self, lang: Lang) -> &'static str {
-        match lang {
-            Lang::En => "Account-level S3 Block Public Access not fully on",
-            Lang::Ja => "アカウントレベルの S3 ブロックパブリックアクセスが不完全",
-        }
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 
     fn tools(&self) -> Vec<ToolSpec> {
