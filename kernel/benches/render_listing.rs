@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use runbook::cloud::{BackendInfo, Sandbox};
+use runbook::cloud::{BackendInfo, Organisation, Sandbox};
 use runbook_kernel::render::findings::{listing, severity_chart};
 
 const HELD: usize = 10_000;
@@ -23,11 +23,12 @@ fn main() {
         findings.push(f);
     }
     let info: BackendInfo = runbook::cloud::Cloud::describe(&sandbox);
+    let organisation: Organisation = sandbox.with_state(|s| s.organisation());
     let mut times = Vec::with_capacity(RUNS);
     let mut bytes = 0;
     for _ in 0..RUNS {
         let started = Instant::now();
-        let table = listing(&findings, "any severity", &info, false);
+        let table = listing(&findings, "any severity", &info, &organisation, false);
         let chart = severity_chart(&findings);
         let wire = serde_json::to_vec(&serde_json::Value::Object(table.to_mime_map()))
             .unwrap_or_default()

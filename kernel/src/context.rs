@@ -53,6 +53,18 @@ impl<'a> Context<'a> {
         Ok(crate::output::cancellable(self.out, connecting).await??)
     }
 
+    /// `222222222222 (workload)`: the account with its name from the
+    /// organisation, or the id alone when names are not known.
+    pub async fn account_label(&mut self, account: &runbook::finding::AccountId) -> String {
+        match self.cloud().await {
+            Ok(connected) => match self.cancellable(connected.cloud.organisation()).await {
+                Ok(organisation) => organisation.label(account),
+                Err(_) => account.to_string(),
+            },
+            Err(_) => account.to_string(),
+        }
+    }
+
     /// The advisor for the session's settings (and why it was chosen), chosen
     /// again only when they change.
     pub async fn advisor(&mut self) -> Result<(Arc<dyn Advisor>, String), MagicError> {

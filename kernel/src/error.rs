@@ -21,6 +21,14 @@ pub enum ErrorKind {
     NotFound,
     NoCredentials,
     AccessDenied,
+    /// An SCP, permissions boundary or other policy denies explicitly.
+    ExplicitDeny,
+    /// The member role is not deployed in the account.
+    MemberRoleMissing,
+    /// STS refused to assume the member role.
+    CannotAssumeRole,
+    AccountSuspended,
+    RegionNotEnabled,
     NotEnabled,
     Throttled,
     InvalidInput,
@@ -57,6 +65,11 @@ impl ErrorKind {
             ErrorKind::NotFound => "NotFound",
             ErrorKind::NoCredentials => "NoCredentials",
             ErrorKind::AccessDenied => "AccessDenied",
+            ErrorKind::ExplicitDeny => "ExplicitDeny",
+            ErrorKind::MemberRoleMissing => "MemberRoleMissing",
+            ErrorKind::CannotAssumeRole => "CannotAssumeRole",
+            ErrorKind::AccountSuspended => "AccountSuspended",
+            ErrorKind::RegionNotEnabled => "RegionNotEnabled",
             ErrorKind::NotEnabled => "NotEnabled",
             ErrorKind::Throttled => "Throttled",
             ErrorKind::InvalidInput => "InvalidInput",
@@ -126,6 +139,11 @@ impl From<CloudError> for MagicError {
         let kind = match &e {
             CloudError::NoCredentials(_) => ErrorKind::NoCredentials,
             CloudError::AccessDenied { .. } => ErrorKind::AccessDenied,
+            CloudError::ExplicitDeny { .. } => ErrorKind::ExplicitDeny,
+            CloudError::RoleMissing { .. } => ErrorKind::MemberRoleMissing,
+            CloudError::RoleNotAssumable { .. } => ErrorKind::CannotAssumeRole,
+            CloudError::AccountSuspended { .. } => ErrorKind::AccountSuspended,
+            CloudError::RegionNotEnabled { .. } => ErrorKind::RegionNotEnabled,
             CloudError::NotEnabled { .. } => ErrorKind::NotEnabled,
             CloudError::Throttled { .. } => ErrorKind::Throttled,
             CloudError::NotFound(_) => ErrorKind::NotFound,

@@ -8,11 +8,13 @@ use runbook::advisor::{Proposal, ProposalError};
 use runbook::approval::{Approval, ApprovalError, Approved};
 use runbook::audit::AuditRecord;
 use runbook::catalog::CatalogError;
+use runbook::cloud::Cloud;
 use runbook::execute::{self, ExecutionReport, Outcome, Undo};
 use runbook::finding::Finding;
 use runbook::plan::RemediationPlan;
 use runbook::settings::{ApprovalMode, Lang};
 use serde_json::json;
+use std::sync::Arc;
 
 use crate::context::{Context, DisplayHandle, ErrorKind, MagicError, StoredPlan, StreamingDisplay};
 use crate::output::AskError;
@@ -108,8 +110,9 @@ pub async fn propose(
             let checks = cx
                 .cancellable(execute::precheck_all(&plan, connected.cloud.as_ref()))
                 .await?;
+            let account = cx.account_label(&plan.account).await;
             stream.replace(render::kb::with_policy(
-                render_plan::plan(&plan, &checks, &kind, usage.as_ref()),
+                render_plan::plan(&plan, &account, &checks, &kind, usage.as_ref()),
                 policy.as_ref(),
                 lang,
             ));
@@ -241,6 +244,21 @@ pub async fn open_approval<'p>(
         .map_err(approval_error)
 }
 
+/// What an approved plan's steps run through: the backend itself in the caller's
+/// own account, or the member-account session opened for this plan (its role
+/// assumed with the plan's session policy). A refusal is on the record.
+pub async fn acting_cloud(
+    cx: &Context<'_>,
+    approved: &mut Approved<'_>,
+    cloud: &Arc<dyn Cloud>,
+) -> Result<Arc<dyn Cloud>, MagicError> {
+    let acting = cx
+        .cancellable(approved.act(cloud.as_ref()))
+        .await?
+        .map_err(approval_error)?;
+    Ok(acting.cloud.unwrap_or_else(|| cloud.clone()))
+}
+
 /// What the human decided about a plan; either way it is on the record.
 pub enum Decision<'p> {
     Approved(Approved<'p>),
@@ -320,13 +338,15 @@ pub async fn approve_and_execute(
         out.display(render_approval::already_done(plan, &path));
         return Ok(Executed::AlreadyDone);
     }
-    let handle = out.display(render_approval::request(plan, false));
+    let account = cx.account_label(&plan.account).await;
+    let handle = out.display(render_approval::request(plan, &account, false));
     let pending = open_approval(cx, plan, cloud.as_ref()).await?;
     let actor = pending.actor().to_string();
     let mut approved = match decide(cx, pending, yes, None, &handle).await? {
         Decision::Approved(approved) => approved,
         Decision::Refused(why) => return Ok(Executed::Refused(why)),
     };
+    let cloud = acting_cloud(cx, &mut approved, &cloud).await?;
 
     // From here an interrupt is honoured between actions, with rollback; the
     // kernel must not drop the cell part-way through an action.
@@ -334,13 +354,19 @@ pub async fn approve_and_execute(
     let token = out.cancellation();
     let cancelled = move || token.is_cancelled();
     let mut show = |report: &ExecutionReport| {
-        out.update(&handle, render_approval::progress(plan, report, &actor))
+        out.update(
+            &handle,
+            render_approval::progress(plan, &account, report, &actor),
+        )
     };
     let report = approved
         .execute(cloud.as_ref(), &mut show, &cancelled)
         .await;
     out.set_critical(false);
-    out.update(&handle, render_approval::progress(plan, &report, &actor));
+    out.update(
+        &handle,
+        render_approval::progress(plan, &account, &report, &actor),
+    );
     Ok(Executed::Ran(report))
 }
 
@@ -355,18 +381,27 @@ pub async fn approve_and_roll_back(
     let out = cx.out;
     let connected = cx.cloud().await?;
     let cloud = connected.cloud.clone();
-    let handle = out.display(render_approval::rollback_request(plan, undo));
+    let account = cx.account_label(&plan.account).await;
+    let handle = out.display(render_approval::rollback_request(plan, &account, undo));
     let pending = open_approval(cx, plan, cloud.as_ref()).await?;
     let actor = pending.actor().to_string();
     let mut approved = match decide(cx, pending, yes, Some("rollback"), &handle).await? {
         Decision::Approved(approved) => approved,
         Decision::Refused(why) => return Ok(Executed::Refused(why)),
     };
+    let cloud = acting_cloud(cx, &mut approved, &cloud).await?;
     out.set_critical(true);
-    let mut show =
-        |r: &ExecutionReport| out.update(&handle, render_approval::progress(plan, r, &actor));
+    let mut show = |r: &ExecutionReport| {
+        out.update(
+            &handle,
+            render_approval::progress(plan, &account, r, &actor),
+        )
+    };
     let report = approved.roll_back(undo, cloud.as_ref(), &mut show).await;
     out.set_critical(false);
-    out.update(&handle, render_approval::progress(plan, &report, &actor));
+    out.update(
+        &handle,
+        render_approval::progress(plan, &account, &report, &actor),
+    );
     Ok(Executed::Ran(report))
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::audit::{self, AuditError, AuditJournal, AuditLog, AuditRecord, PlanStatus};
-use crate::cloud::{Cloud, CloudError};
+use crate::cloud::{Acting, Cloud, CloudError, SessionRequest};
 use crate::execute::{self, ExecutionReport, Undo};
 use crate::plan::{Precheck, RemediationPlan};
 
@@ -45,6 +45,7 @@ pub struct Approval<'p> {
 pub struct Approved<'p> {
     plan: &'p RemediationPlan,
     log: AuditLog,
+    actor: String,
 }
 
 impl<'p> Approval<'p> {
@@ -76,6 +77,7 @@ impl<'p> Approval<'p> {
         Ok(Approved {
             plan: self.plan,
             log: self.log,
+            actor: self.actor,
         })
     }
 
@@ -102,6 +104,32 @@ impl<'p> Approval<'p> {
 }
 
 impl Approved<'_> {
+    /// Opens what the plan acts through ([`Cloud::act_in`]): in a member account,
+    /// the member role under the plan's session policy, named after the approver.
+    /// Every record after this carries that session. When no session can be
+    /// had, that is on the record and nothing runs.
+    pub async fn act(&mut self, cloud: &dyn Cloud) -> Result<Acting, ApprovalError> {
+        let request = SessionRequest {
+            target: self.plan.target(),
+            approver: self.actor.clone(),
+            purpose: self.plan.id.to_string(),
+            policy: self.plan.session_policy(),
+        };
+        match cloud.act_in(&request).await {
+            Ok(acting) => {
+                self.log.set_member_session(acting.session.clone());
+                Ok(acting)
+            }
+            Err(e) => {
+                self.log.append(
+                    AuditRecord::run_finished(self.plan, "failed")
+                        .with_detail(format!("no session to act in {}: {e}", request.target)),
+                )?;
+                Err(e.into())
+            }
+        }
+    }
+
     /// Precheck, apply, verify and resolve the finding ([`execute::execute`]),
     /// every step written to the trail before the next one starts.
     pub async fn execute(

@@ -28,6 +28,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use crate::cloud::MemberSession;
+
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -225,6 +227,11 @@ pub struct AuditRecord {
     /// fills in the log's session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_session: Option<String>,
+    /// In a member account: the assumed role, session name, source identity and
+    /// session policy digest the step ran under. [`AuditLog::append`] fills it in
+    /// from the log's acting session when the record names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_session: Option<MemberSession>,
 }
 
 /// Now, to the millisecond (what the file keeps, so records round-trip exactly).
@@ -257,6 +264,7 @@ impl AuditRecord {
             outcome: None,
             detail: None,
             kernel_session: None,
+            member_session: None,
         }
     }
 
@@ -517,6 +525,7 @@ pub struct AuditLog {
     file: File,
     actor: Option<String>,
     session: Option<String>,
+    member_session: Option<Box<MemberSession>>,
     last_seq: Option<u64>,
     tightened: Option<String>,
     sink: Option<std::sync::Arc<CloudWatchSink>>,
@@ -637,6 +646,7 @@ impl AuditLog {
             file,
             actor: None,
             session: None,
+            member_session: None,
             last_seq: None,
             tightened,
             sink: None,
@@ -674,6 +684,12 @@ impl AuditLog {
         self
     }
 
+    /// The member-account session the next records' steps run under (None: the
+    /// caller's own account).
+    pub fn set_member_session(&mut self, session: Option<MemberSession>) {
+        self.member_session = session.map(Box::new);
+    }
+
     /// Every record is also copied there, after the local fsync, before `append` returns.
     pub fn with_sink(mut self, sink: Option<std::sync::Arc<CloudWatchSink>>) -> AuditLog {
         self.sink = sink;
@@ -697,6 +713,9 @@ impl AuditLog {
         }
         if record.kernel_session.is_none() {
             record.kernel_session.clone_from(&self.session);
+        }
+        if record.member_session.is_none() {
+            record.member_session = self.member_session.as_deref().cloned();
         }
         let f = &self.file;
         let write_err = |source| AuditError::Write {

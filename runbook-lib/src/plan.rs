@@ -21,7 +21,7 @@ pub use crate::catalog::{
     Action, Applied, MAX_ACTIONS, PlanRejection, PolicyCitation, Precheck, canonical_json, py_str,
     py_value, shell_quote, validate_action,
 };
-use crate::cloud::Target;
+use crate::cloud::{SessionPolicy, Target};
 use crate::finding::{AccountId, ControlId, Finding, FindingIdentifier};
 use crate::settings::Lang;
 
@@ -181,6 +181,19 @@ pub fn permissions_of(actions: &[Action]) -> Vec<String> {
 }
 
 impl RemediationPlan {
+    /// The most a session acting for this plan may do: its actions and their
+    /// inverses (for rollback), each narrowed to the plan's resources where IAM
+    /// allows. In a member account, the assumed role gets exactly this.
+    pub fn session_policy(&self) -> SessionPolicy {
+        let at = self.target();
+        SessionPolicy::from_pairs(
+            self.actions
+                .iter()
+                .chain(&self.rollback)
+                .flat_map(|a| a.grants(&at)),
+        )
+    }
+
     pub fn new(d: PlanDraft) -> RemediationPlan {
         let mut plan = RemediationPlan {
             id: PlanId(String::new()),

@@ -18,6 +18,8 @@ pub const MAX_TOOL_ROUNDS_LIMIT: u32 = 100;
 pub const MAX_TOKENS_LIMIT: u32 = 64_000;
 pub const DEFAULT_MAX_TOKENS: u32 = 2048;
 const DEFAULT_MAX_TOOL_ROUNDS: u32 = 8;
+/// The role the security account assumes in a member account (iam/member-role.yaml).
+pub const DEFAULT_MEMBER_ROLE: &str = "SecurityRunbookMember";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -33,10 +35,12 @@ pub enum SettingKey {
     MaxTokens,
     AuditLog,
     AuditSink,
+    MemberRole,
+    ExternalId,
 }
 
 impl SettingKey {
-    pub const ALL: [SettingKey; 11] = [
+    pub const ALL: [SettingKey; 13] = [
         SettingKey::Backend,
         SettingKey::Region,
         SettingKey::Profile,
@@ -48,6 +52,8 @@ impl SettingKey {
         SettingKey::MaxTokens,
         SettingKey::AuditLog,
         SettingKey::AuditSink,
+        SettingKey::MemberRole,
+        SettingKey::ExternalId,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +69,8 @@ impl SettingKey {
             SettingKey::MaxTokens => "max_tokens",
             SettingKey::AuditLog => "audit_log",
             SettingKey::AuditSink => "audit_sink",
+            SettingKey::MemberRole => "member_role",
+            SettingKey::ExternalId => "external_id",
         }
     }
 
@@ -85,6 +93,12 @@ impl SettingKey {
             SettingKey::AuditLog => "path of the append-only JSON Lines audit trail",
             SettingKey::AuditSink => {
                 "a second, off-machine copy of every audit record (default: none)"
+            }
+            SettingKey::MemberRole => {
+                "the role assumed in a member account to act there (default: SecurityRunbookMember)"
+            }
+            SettingKey::ExternalId => {
+                "the external id the member role's trust policy requires (default: none)"
             }
         }
     }
@@ -112,6 +126,13 @@ impl SettingKey {
             SettingKey::AuditSink => {
                 "none, or cloudwatch:LOG_GROUP (a CloudWatch Logs group name: 1-512 of A-Z a-z 0-9 . - _ / #)"
                     .into()
+            }
+            SettingKey::MemberRole => {
+                "an IAM role name: 1-64 of A-Z a-z 0-9 + = , . @ _ - (a path may precede it, as in ops/Runbook)"
+                    .into()
+            }
+            SettingKey::ExternalId => {
+                "none, or 2-1224 of A-Z a-z 0-9 + = , . @ : / _ - (STS's ExternalId)".into()
             }
         }
     }
@@ -260,6 +281,9 @@ pub struct Settings {
     pub max_tokens: u32,
     pub audit_log: PathBuf,
     pub audit_sink: Option<AuditSinkSpec>,
+    /// The role, by name (with its path, if any), assumed in a member account.
+    pub member_role: String,
+    pub external_id: Option<String>,
     env: Vec<(SettingKey, String)>,
     sources: Vec<(SettingKey, Source)>,
 }
@@ -278,6 +302,8 @@ impl Default for Settings {
             max_tokens: DEFAULT_MAX_TOKENS,
             audit_log: default_audit_log(),
             audit_sink: None,
+            member_role: DEFAULT_MEMBER_ROLE.to_string(),
+            external_id: None,
             env: Vec::new(),
             sources: Vec::new(),
         }
@@ -431,6 +457,8 @@ impl Settings {
             SettingKey::MaxTokens => self.max_tokens = other.max_tokens,
             SettingKey::AuditLog => self.audit_log.clone_from(&other.audit_log),
             SettingKey::AuditSink => self.audit_sink.clone_from(&other.audit_sink),
+            SettingKey::MemberRole => self.member_role.clone_from(&other.member_role),
+            SettingKey::ExternalId => self.external_id.clone_from(&other.external_id),
         }
     }
 
@@ -510,6 +538,25 @@ impl Settings {
                 self.audit_log = PathBuf::from(value);
             }
             SettingKey::AuditSink => self.audit_sink = AuditSinkSpec::parse(value)?,
+            SettingKey::MemberRole => {
+                if !is_role_name(value) {
+                    return Err(invalid());
+                }
+                self.member_role = value.trim_matches('/').to_string();
+            }
+            SettingKey::ExternalId => {
+                if value.eq_ignore_ascii_case("none") {
+                    self.external_id = None;
+                } else if (2..=1224).contains(&value.len())
+                    && value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/_-".contains(c))
+                {
+                    self.external_id = Some(value.to_string());
+                } else {
+                    return Err(invalid());
+                }
+            }
         }
         Ok(())
     }
@@ -540,6 +587,11 @@ impl Settings {
                 .audit_sink
                 .as_ref()
                 .map_or_else(|| "none".to_string(), ToString::to_string),
+            SettingKey::MemberRole => self.member_role.clone(),
+            SettingKey::ExternalId => self
+                .external_id
+                .clone()
+                .unwrap_or_else(|| "none".to_string()),
         }
     }
 
@@ -570,6 +622,21 @@ pub fn is_region(value: &str) -> bool {
             .iter()
             .all(|p| p.chars().all(|c| c.is_ascii_lowercase()))
         && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
+}
+
+/// An IAM role name (1-64 of `[\w+=,.@-]`), optionally after a path of such
+/// segments (`ops/Runbook`), as it goes into a role ARN.
+pub fn is_role_name(value: &str) -> bool {
+    let value = value.trim_matches('/');
+    let mut segments = value.split('/');
+    let name = segments.next_back().unwrap_or_default();
+    let fits = |s: &str, max: usize| {
+        !s.is_empty()
+            && s.len() <= max
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+    };
+    fits(name, 64) && segments.all(|s| fits(s, 512)) && value.len() <= 512
 }
 
 #[cfg(test)]

@@ -73,12 +73,14 @@ async fn dry_run(cx: &mut Context<'_>, plan: &RemediationPlan) -> Result<(), Mag
     let connected = cx.cloud().await?;
     let cloud = connected.cloud.clone();
     runbook::audit::read(&cx.settings().audit_log).map_err(audit_error)?;
-    let handle = cx.out.display(render::request(plan, true));
+    let account = cx.account_label(&plan.account).await;
+    let handle = cx.out.display(render::request(plan, &account, true));
     let pending = workflow::open_approval(cx, plan, cloud.as_ref()).await?;
     let checks = cx
         .cancellable(execute::precheck_all(plan, cloud.as_ref()))
         .await?;
     pending.record_dry_run(&checks).map_err(audit_error)?;
-    cx.out.update(&handle, render::dry_run(plan, &checks));
+    cx.out
+        .update(&handle, render::dry_run(plan, &account, &checks));
     Ok(())
 }

@@ -159,9 +159,10 @@ pub async fn run(args: FindingsArgs, cx: &mut Context<'_>) -> Result<(), MagicEr
             p.unreadable
         ));
     }
+    let organisation = cx.cancellable(connected.cloud.organisation()).await?;
     out.update(
         &handle,
-        render::listing(&findings, &filter_text, &info, limited),
+        render::listing(&findings, &filter_text, &info, &organisation, limited),
     );
     if !findings.is_empty() {
         out.display(render::severity_chart(&findings));

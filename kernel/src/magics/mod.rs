@@ -3,6 +3,7 @@
 //! Each magic is one file; they share steps through `context` and `workflow`,
 //! never by importing each other (a test below checks).
 
+mod accounts;
 mod approve;
 mod ask;
 pub mod assist;
@@ -95,6 +96,12 @@ pub static MAGICS: &[MagicInfo] = &[
         args: findings::FindingsArgs::command,
     },
     MagicInfo {
+        name: "accounts",
+        aliases: &[],
+        cell: false,
+        args: accounts::AccountsArgs::command,
+    },
+    MagicInfo {
         name: "finding",
         aliases: &[],
         cell: false,
@@ -178,6 +185,7 @@ pub enum MagicCall {
     Help(help::HelpArgs),
     Findings(findings::FindingsArgs),
     Finding(finding::FindingArgs),
+    Accounts(accounts::AccountsArgs),
     Summarize(summarize::SummarizeArgs),
     Remediate(remediate::RemediateArgs, Option<String>),
     Approve(approve::ApproveArgs),
@@ -427,6 +435,7 @@ pub fn parse_call(inv: &Invocation) -> Result<Parsed, MagicError> {
         "help" => parsed!(MagicCall::Help),
         "findings" => parsed!(MagicCall::Findings),
         "finding" => parsed!(MagicCall::Finding),
+        "accounts" => parsed!(MagicCall::Accounts),
         "summarize" => parsed!(MagicCall::Summarize),
         "remediate" => parsed!(|a| MagicCall::Remediate(a, inv.body.clone())),
         "approve" => parsed!(MagicCall::Approve),
@@ -452,6 +461,7 @@ async fn run_call(call: MagicCall, cx: &mut Context<'_>) -> Result<(), MagicErro
         MagicCall::Help(args) => help::run(args, cx),
         MagicCall::Findings(args) => findings::run(args, cx).await,
         MagicCall::Finding(args) => finding::run(args, cx).await,
+        MagicCall::Accounts(args) => accounts::run(args, cx).await,
         MagicCall::Summarize(args) => summarize::run(args, cx).await,
         MagicCall::Remediate(args, body) => remediate::run(args, body, cx).await,
         MagicCall::Approve(args) => approve::run(args, cx).await,

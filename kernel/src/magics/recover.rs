@@ -56,6 +56,7 @@ pub async fn run(args: RecoverArgs, cx: &mut Context<'_>) -> Result<(), MagicErr
         return Err(recover_error(e));
     }
     let connected = cx.cloud().await?;
+    let account = cx.account_label(&plan.account).await;
     let cloud = connected.cloud.clone();
     let checks = cx
         .cancellable(execute::precheck_all(&plan, cloud.as_ref()))
@@ -82,9 +83,11 @@ pub async fn run(args: RecoverArgs, cx: &mut Context<'_>) -> Result<(), MagicErr
         Decision::Approved(approved) => approved,
         Decision::Refused(why) => return Err(MagicError::new(ErrorKind::NotApproved, why)),
     };
+    let cloud = workflow::acting_cloud(cx, &mut approved, &cloud).await?;
     // Like %approve: the cell must not be dropped part-way through an action.
     out.set_critical(true);
-    let mut show = |r: &ExecutionReport| out.update(&handle, render::progress(&plan, r, &actor));
+    let mut show =
+        |r: &ExecutionReport| out.update(&handle, render::progress(&plan, &account, r, &actor));
     let result = {
         let mut journal = approved.journal();
         if args.finish {
@@ -103,7 +106,7 @@ pub async fn run(args: RecoverArgs, cx: &mut Context<'_>) -> Result<(), MagicErr
     };
     out.set_critical(false);
     let report = result.map_err(recover_error)?;
-    out.update(&handle, render::progress(&plan, &report, &actor));
+    out.update(&handle, render::progress(&plan, &account, &report, &actor));
     match workflow::outcome_error(&report) {
         Some(error) => Err(error),
         None => Ok(()),

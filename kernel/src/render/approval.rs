@@ -13,8 +13,13 @@ fn compact(value: &Value) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-fn heading(plan: &RemediationPlan) -> String {
-    format!("{} — {} · {}", plan.id, plan.control_id, plan.target())
+/// `plan-… — EC2.19 · 222222222222 (workload) in us-east-1`; `account` is the
+/// account's label with its name, when known.
+fn heading(plan: &RemediationPlan, account: &str) -> String {
+    format!(
+        "{} — {} · {account} in {}",
+        plan.id, plan.control_id, plan.region
+    )
 }
 
 fn actions_table(plan: &RemediationPlan) -> (String, String) {
@@ -33,18 +38,18 @@ fn actions_table(plan: &RemediationPlan) -> (String, String) {
 }
 
 /// The plan as the approver sees it before answering.
-pub fn request(plan: &RemediationPlan, dry_run: bool) -> Bundle {
+pub fn request(plan: &RemediationPlan, account: &str, dry_run: bool) -> Bundle {
     let what = if dry_run {
         "Dry run (nothing will change)"
     } else {
         "Approval needed"
     };
     let (rows, table) = actions_table(plan);
-    let plain = format!("{what}: {}\n{rows}", heading(plan));
+    let plain = format!("{what}: {}\n{rows}", heading(plan, account));
     let rich = format!(
         "<div class=\"runbook-approval\"><p><strong>{}</strong>: <code>{}</code></p>{table}</div>",
         html::text(what),
-        html::text(&heading(plan))
+        html::text(&heading(plan, account))
     );
     Bundle::html(
         plain.trim_end().to_string(),
@@ -75,8 +80,15 @@ pub fn already_done(plan: &RemediationPlan, audit: &Path) -> Bundle {
     )
 }
 
-pub fn dry_run(plan: &RemediationPlan, checks: &[Result<Precheck, String>]) -> Bundle {
-    let mut plain = format!("Dry run of {} — nothing was changed.\n", heading(plan));
+pub fn dry_run(
+    plan: &RemediationPlan,
+    account: &str,
+    checks: &[Result<Precheck, String>],
+) -> Bundle {
+    let mut plain = format!(
+        "Dry run of {} — nothing was changed.\n",
+        heading(plan, account)
+    );
     let mut table = Table::new(
         "runbook-dry-run",
         &["#", "Action", "Now", "Would become", "Note"],
@@ -111,7 +123,7 @@ pub fn dry_run(plan: &RemediationPlan, checks: &[Result<Precheck, String>]) -> B
         "<div class=\"runbook-dry-run\"><p><strong>{}</strong></p>{}</div>",
         html::text(&format!(
             "Dry run of {} — nothing was changed.",
-            heading(plan)
+            heading(plan, account)
         )),
         table.render()
     );
@@ -196,9 +208,14 @@ fn outcome_text(report: &ExecutionReport) -> String {
 }
 
 /// Step-by-step progress, then the outcome, in one display.
-pub fn progress(plan: &RemediationPlan, report: &ExecutionReport, actor: &str) -> Bundle {
+pub fn progress(
+    plan: &RemediationPlan,
+    account: &str,
+    report: &ExecutionReport,
+    actor: &str,
+) -> Bundle {
     let outcome = outcome_text(report);
-    let mut plain = format!("{}\nApproved by {actor}\n", heading(plan));
+    let mut plain = format!("{}\nApproved by {actor}\n", heading(plan, account));
     let mut table = Table::new(
         "runbook-run",
         &["#", "Action", "What it does", "State", "Error"],
@@ -221,7 +238,7 @@ pub fn progress(plan: &RemediationPlan, report: &ExecutionReport, actor: &str) -
     plain.push_str(&outcome);
     let rich = format!(
         "<div class=\"runbook-run\"><p><strong>{}</strong> · {}</p>{}<p><strong>{}</strong></p></div>",
-        html::text(&heading(plan)),
+        html::text(&heading(plan, account)),
         html::text(&format!("approved by {actor}")),
         table.render(),
         html::text(&outcome)
@@ -234,8 +251,12 @@ pub fn progress(plan: &RemediationPlan, report: &ExecutionReport, actor: &str) -
 }
 
 /// What `%rollback` is about to undo.
-pub fn rollback_request(plan: &RemediationPlan, undo: &[runbook::execute::Undo]) -> Bundle {
-    let mut plain = format!("Rollback needs approval: {}\n", heading(plan));
+pub fn rollback_request(
+    plan: &RemediationPlan,
+    account: &str,
+    undo: &[runbook::execute::Undo],
+) -> Bundle {
+    let mut plain = format!("Rollback needs approval: {}\n", heading(plan, account));
     let mut table = Table::new(
         "runbook-rollback",
         &["Undoes action", "Inverse", "What it does"],
@@ -256,7 +277,7 @@ pub fn rollback_request(plan: &RemediationPlan, undo: &[runbook::execute::Undo])
     let rich = format!(
         "<div class=\"runbook-rollback\"><p><strong>{}</strong>: <code>{}</code></p>{}</div>",
         html::text("Rollback needs approval"),
-        html::text(&heading(plan)),
+        html::text(&heading(plan, account)),
         table.render()
     );
     Bundle::html(

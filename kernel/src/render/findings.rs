@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use runbook::Severity;
-use runbook::cloud::BackendInfo;
+use runbook::cloud::{BackendInfo, Organisation};
 use runbook::finding::Finding;
 use serde_json::{Value, json};
 
@@ -82,6 +82,7 @@ pub fn listing(
     findings: &[Finding],
     filter_text: &str,
     backend: &BackendInfo,
+    organisation: &Organisation,
     limited: bool,
 ) -> Bundle {
     let counts = counts(findings);
@@ -113,7 +114,7 @@ pub fn listing(
             control(f),
             cut(&f.title, 60),
             cut(&resource, 30),
-            f.account,
+            organisation.label(&f.account),
             f.region,
             f.workflow.label(),
             updated(f)
@@ -124,7 +125,7 @@ pub fn listing(
             Cell::code(control(f)),
             Cell::text(&f.title),
             Cell::text(&resource),
-            Cell::code(f.account.as_str()),
+            Cell::code(organisation.label(&f.account)),
             Cell::text(&f.region),
             Cell::text(f.workflow.label()),
             Cell::text(updated(f)),
@@ -137,6 +138,7 @@ pub fn listing(
             "title": f.title,
             "resource": resource,
             "account": f.account,
+            "account_name": organisation.name_of(&f.account),
             "region": f.region,
             "workflow": f.workflow,
             "updated_at": f.updated_at,
@@ -152,6 +154,10 @@ pub fn listing(
             .collect::<Vec<_>>()
             .join(" &nbsp; ")
     );
+    if let Some(why) = &organisation.unavailable {
+        plain.push_str(&format!("{why}\n"));
+        rich.push_str(&format!("<p>{}</p>", html::text(why)));
+    }
     if findings.is_empty() {
         rich.push_str("<p>No findings match.</p>");
         plain.push_str("No findings match.\n");
@@ -185,6 +191,7 @@ pub fn listing(
             "total": findings.len(),
             "limited": limited,
             "counts": counts_json,
+            "names_unavailable": organisation.unavailable,
             "shown": rows,
         }),
     )

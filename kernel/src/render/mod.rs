@@ -1,6 +1,7 @@
 //! Builders for what a magic shows: plain text, HTML or Markdown, and the JSON
 //! result. All escaping of untrusted text lives here.
 
+pub mod accounts;
 pub mod approval;
 pub mod ask;
 pub mod findings;

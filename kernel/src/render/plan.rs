@@ -69,6 +69,7 @@ fn labels(lang: Lang) -> [&'static str; 9] {
 /// The plan: actions, live state, rollback, permissions, and the CLI and Python equivalents.
 pub fn plan(
     plan: &RemediationPlan,
+    account: &str,
     prechecks: &[PrecheckOutcome],
     advisor: &AdvisorKind,
     usage: Option<&Usage>,
@@ -84,7 +85,7 @@ pub fn plan(
         why_h,
         approve_h,
     ] = labels(plan.lang);
-    let target = plan.target();
+    let target = format!("{account} in {}", plan.region);
     let id = plan.id.as_str();
     let mut plain = format!(
         "{title} {id} — {} · {}\n{}\n",

@@ -437,6 +437,13 @@ impl Step for RevokeIngress {
         })
     }
 
+    fn resources(&self, at: &Target) -> Vec<(&'static str, String)> {
+        vec![(
+            "ec2:RevokeSecurityGroupIngress",
+            at.arn("ec2", &format!("security-group/{}", self.group_id)),
+        )]
+    }
+
     fn permissions(&self) -> Vec<&'static str> {
         vec![
             "ec2:DescribeSecurityGroups",
@@ -554,6 +561,13 @@ impl Step for AuthorizeIngress {
             }
             .into()
         })
+    }
+
+    fn resources(&self, at: &Target) -> Vec<(&'static str, String)> {
+        vec![(
+            "ec2:AuthorizeSecurityGroupIngress",
+            at.arn("ec2", &format!("security-group/{}", self.group_id)),
+        )]
     }
 
     fn permissions(&self) -> Vec<&'static str> {

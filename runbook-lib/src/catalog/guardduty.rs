@@ -147,6 +147,12 @@ pub struct DeleteGuardDutyDetector {
     pub detector_id: String,
 }
 
+/// A detector's ARN, or every detector of the target's region when the id is
+/// not known yet (a detector apply creates).
+fn detector_arn(at: &Target, detector_id: Option<&str>) -> String {
+    at.arn("guardduty", &format!("detector/{}", detector_id.unwrap_or("*")))
+}
+
 #[async_trait]
 impl Step for EnableGuardDuty {
     async fn precheck(&self, cloud: &dyn Cloud, at: &Target) -> Result<Precheck, CloudError> {
@@ -232,6 +238,22 @@ impl Step for EnableGuardDuty {
                 }
                 .into()
             }),
+        }
+    }
+
+    fn resources(&self, at: &Target) -> Vec<(&'static str, String)> {
+        let detector = detector_arn(at, self.existing_detector.as_deref());
+        vec![
+            ("guardduty:GetDetector", detector.clone()),
+            ("guardduty:UpdateDetector", detector),
+        ]
+    }
+
+    /// A created detector's id is only known after apply; deleting it is the undo.
+    fn rollback_grants(&self, at: &Target) -> Vec<(&'static str, String)> {
+        match &self.existing_detector {
+            Some(_) => Vec::new(),
+            None => vec![("guardduty:DeleteDetector", detector_arn(at, None))],
         }
     }
 
@@ -349,6 +371,14 @@ impl Step for DisableGuardDuty {
         )
     }
 
+    fn resources(&self, at: &Target) -> Vec<(&'static str, String)> {
+        let detector = detector_arn(at, Some(&self.detector_id));
+        vec![
+            ("guardduty:GetDetector", detector.clone()),
+            ("guardduty:UpdateDetector", detector),
+        ]
+    }
+
     fn permissions(&self) -> Vec<&'static str> {
         vec![
             "guardduty:ListDetectors",
@@ -413,6 +443,14 @@ impl Step for DeleteGuardDutyDetector {
 
     fn no_inverse(&self) -> Option<&'static str> {
         Some("a deleted detector cannot be restored: its findings history is gone")
+    }
+
+    fn resources(&self, at: &Target) -> Vec<(&'static str, String)> {
+        let detector = detector_arn(at, Some(&self.detector_id));
+        vec![
+            ("guardduty:GetDetector", detector.clone()),
+            ("guardduty:DeleteDetector", detector),
+        ]
     }
 
     fn permissions(&self) -> Vec<&'static str> {

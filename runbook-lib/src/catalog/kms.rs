@@ -157,6 +157,15 @@ async fn precheck(
     })
 }
 
+/// A key's ARN, as IAM names it in a policy (a finding may give the id or the ARN).
+fn key_arn(key_id: &str, at: &Target) -> String {
+    if key_id.starts_with("arn:") {
+        key_id.to_string()
+    } else {
+        at.arn("kms", &format!("key/{key_id}"))
+    }
+}
+
 #[async_trait]
 impl Step for EnableKmsKeyRotation {
     async fn precheck(&self, cloud: &dyn Cloud, at: &Target) -> Result<Precheck, CloudError> {
@@ -182,6 +191,14 @@ impl Step for EnableKmsKeyRotation {
             }
             .into(),
         )
+    }
+
+    fn resources(&self, at: &Target) -> Vec<(&'static str, String)> {
+        let key = key_arn(&self.key_id, at);
+        ["kms:DescribeKey", "kms:GetKeyRotationStatus", "kms:EnableKeyRotation"]
+            .into_iter()
+            .map(|a| (a, key.clone()))
+            .collect()
     }
 
     fn permissions(&self) -> Vec<&'static str> {
@@ -238,6 +255,14 @@ impl Step for DisableKmsKeyRotation {
             }
             .into(),
         )
+    }
+
+    fn resources(&self, at: &Target) -> Vec<(&'static str, String)> {
+        let key = key_arn(&self.key_id, at);
+        ["kms:DescribeKey", "kms:GetKeyRotationStatus", "kms:DisableKeyRotation"]
+            .into_iter()
+            .map(|a| (a, key.clone()))
+            .collect()
     }
 
     fn permissions(&self) -> Vec<&'static str> {

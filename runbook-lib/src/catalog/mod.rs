@@ -164,6 +164,31 @@ impl Action {
         self.step().permissions()
     }
 
+    /// Every IAM action this action needs, each on its resource ARN where IAM
+    /// allows narrowing it and on `*` otherwise.
+    pub fn grants(&self, at: &Target) -> Vec<(&'static str, String)> {
+        let step = self.step();
+        let narrowed = step.resources(at);
+        let mut grants: Vec<(&'static str, String)> = step
+            .permissions()
+            .into_iter()
+            .flat_map(|p| {
+                let arns: Vec<String> = narrowed
+                    .iter()
+                    .filter(|(a, _)| *a == p)
+                    .map(|(_, arn)| arn.clone())
+                    .collect();
+                if arns.is_empty() {
+                    vec![(p, "*".to_string())]
+                } else {
+                    arns.into_iter().map(|arn| (p, arn)).collect()
+                }
+            })
+            .collect();
+        grants.extend(step.rollback_grants(at));
+        grants
+    }
+
     /// The equivalent AWS CLI command(s), one per line, values shell-quoted.
     pub fn cli(&self, at: &Target) -> String {
         self.step().cli(at)

@@ -38,6 +38,18 @@ pub trait Step: Send + Sync {
     /// The IAM actions precheck, apply and verify need.
     fn permissions(&self) -> Vec<&'static str>;
 
+    /// Those of [`Step::permissions`] that IAM lets a policy narrow to a resource,
+    /// with the resource's ARN; a session policy allows the others on `*`.
+    fn resources(&self, _at: &Target) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
+    /// What undoing this step may need beyond the inverse computable before
+    /// apply (one that needs ids only apply learns), with resources as above.
+    fn rollback_grants(&self, _at: &Target) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
     /// The equivalent AWS CLI command(s), one per line, values shell-quoted.
     fn cli(&self, at: &Target) -> String;
 

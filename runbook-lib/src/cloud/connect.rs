@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::cloud::aws::{AwsCloud, load_sdk_config, probe_credentials};
-use crate::cloud::{BackendInfo, Cloud, CloudError, Sandbox};
+use crate::cloud::{BackendInfo, Cloud, CloudError, MemberRole, Sandbox};
 use crate::settings::{BackendChoice, SettingKey, Settings};
 
 /// The settings that decide which backend is built.
@@ -13,6 +13,7 @@ struct Key {
     backend: BackendChoice,
     region: Option<String>,
     profile: Option<String>,
+    member_role: MemberRole,
 }
 
 impl Key {
@@ -21,6 +22,10 @@ impl Key {
             backend: settings.backend,
             region: settings.region.clone(),
             profile: settings.profile.clone(),
+            member_role: MemberRole {
+                name: settings.member_role.clone(),
+                external_id: settings.external_id.clone(),
+            },
         }
     }
 }
@@ -101,7 +106,8 @@ impl Clouds {
             BackendChoice::Aws => {
                 let sdk = load_sdk_config(settings).await;
                 let reason = format!("backend=aws (set by {source}): the default credential chain");
-                let cloud = AwsCloud::new(&sdk, reason.clone())?;
+                let cloud = AwsCloud::new(&sdk, reason.clone())?
+                    .with_member_role(Key::of(settings).member_role);
                 Ok(Connected {
                     cloud: Arc::new(cloud),
                     reason,
@@ -112,7 +118,8 @@ impl Clouds {
                 match probe_credentials(&sdk).await {
                     Ok(found) => {
                         let reason = format!("backend=auto: {found}, so AWS is used");
-                        let cloud = AwsCloud::new(&sdk, reason.clone())?;
+                        let cloud = AwsCloud::new(&sdk, reason.clone())?
+                            .with_member_role(Key::of(settings).member_role);
                         Ok(Connected {
                             cloud: Arc::new(cloud),
                             reason,

@@ -61,8 +61,7 @@ impl Ec2 for AwsCloud {
         at: &Target,
         group_id: &str,
     ) -> Result<SecurityGroup, CloudError> {
-        self.check_account(at, "ec2:DescribeSecurityGroups").await?;
-        let ec2 = self.clients(at).ec2;
+        let ec2 = self.clients(at).await?.ec2;
         let (group, ingress, network_interfaces) = tokio::try_join!(
             async {
                 let output = ec2
@@ -115,12 +114,11 @@ impl Ec2 for AwsCloud {
         rule_ids: &[String],
     ) -> Result<(), CloudError> {
         const ACTION: &str = "ec2:RevokeSecurityGroupIngress";
-        self.check_account(at, ACTION).await?;
         if rule_ids.is_empty() {
             return Ok(());
         }
         let output = self
-            .clients(at)
+            .clients(at).await?
             .ec2
             .revoke_security_group_ingress()
             .group_id(group_id)
@@ -158,7 +156,6 @@ impl Ec2 for AwsCloud {
         rules: &[IngressRule],
     ) -> Result<Vec<IngressRule>, CloudError> {
         const ACTION: &str = "ec2:AuthorizeSecurityGroupIngress";
-        self.check_account(at, ACTION).await?;
         if rules.is_empty() {
             return Ok(Vec::new());
         }
@@ -173,6 +170,7 @@ impl Ec2 for AwsCloud {
         }
         let output = self
             .clients(at)
+            .await?
             .ec2
             .authorize_security_group_ingress()
             .group_id(group_id)
@@ -224,9 +222,9 @@ impl Ec2 for AwsCloud {
 
     async fn ebs_encryption_by_default(&self, at: &Target) -> Result<bool, CloudError> {
         const ACTION: &str = "ec2:GetEbsEncryptionByDefault";
-        self.check_account(at, ACTION).await?;
         let output = self
             .clients(at)
+            .await?
             .ec2
             .get_ebs_encryption_by_default()
             .send()
@@ -240,17 +238,15 @@ impl Ec2 for AwsCloud {
         at: &Target,
         enabled: bool,
     ) -> Result<(), CloudError> {
-        let ec2 = self.clients(at).ec2;
+        let ec2 = self.clients(at).await?.ec2;
         if enabled {
             const ACTION: &str = "ec2:EnableEbsEncryptionByDefault";
-            self.check_account(at, ACTION).await?;
             ec2.enable_ebs_encryption_by_default()
                 .send()
                 .await
                 .map_err(|e| fail(ACTION, "EC2", at, e))?;
         } else {
             const ACTION: &str = "ec2:DisableEbsEncryptionByDefault";
-            self.check_account(at, ACTION).await?;
             ec2.disable_ebs_encryption_by_default()
                 .send()
                 .await

@@ -40,8 +40,7 @@ impl GuardDuty for AwsCloud {
         &self,
         at: &Target,
     ) -> Result<Option<GuardDutyDetector>, CloudError> {
-        self.check_account(at, "guardduty:ListDetectors").await?;
-        let guardduty = self.clients(at).guardduty;
+        let guardduty = self.clients(at).await?.guardduty;
         let list = guardduty
             .list_detectors()
             .send()
@@ -79,9 +78,9 @@ impl GuardDuty for AwsCloud {
 
     async fn create_detector(&self, at: &Target) -> Result<String, CloudError> {
         const ACTION: &str = "guardduty:CreateDetector";
-        self.check_account(at, ACTION).await?;
         let output = self
             .clients(at)
+            .await?
             .guardduty
             .create_detector()
             .enable(true)
@@ -102,8 +101,8 @@ impl GuardDuty for AwsCloud {
         enabled: bool,
     ) -> Result<(), CloudError> {
         const ACTION: &str = "guardduty:UpdateDetector";
-        self.check_account(at, ACTION).await?;
         self.clients(at)
+            .await?
             .guardduty
             .update_detector()
             .detector_id(detector_id)
@@ -116,8 +115,8 @@ impl GuardDuty for AwsCloud {
 
     async fn delete_detector(&self, at: &Target, detector_id: &str) -> Result<(), CloudError> {
         const ACTION: &str = "guardduty:DeleteDetector";
-        self.check_account(at, ACTION).await?;
         self.clients(at)
+            .await?
             .guardduty
             .delete_detector()
             .detector_id(detector_id)

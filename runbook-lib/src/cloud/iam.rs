@@ -31,9 +31,9 @@ pub trait Iam: Send + Sync {
 impl Iam for AwsCloud {
     async fn password_policy(&self, at: &Target) -> Result<Option<PasswordPolicy>, CloudError> {
         const ACTION: &str = "iam:GetAccountPasswordPolicy";
-        self.check_account(at, ACTION).await?;
         let output = match self
             .clients(at)
+            .await?
             .iam
             .get_account_password_policy()
             .send()
@@ -74,10 +74,10 @@ impl Iam for AwsCloud {
         policy: &PasswordPolicy,
     ) -> Result<(), CloudError> {
         const ACTION: &str = "iam:UpdateAccountPasswordPolicy";
-        self.check_account(at, ACTION).await?;
         // Every field is sent: IAM resets the ones a request leaves out, and the
         // plan passes the whole merged policy.
         self.clients(at)
+            .await?
             .iam
             .update_account_password_policy()
             .minimum_password_length(i32::from(policy.minimum_password_length))
@@ -97,8 +97,8 @@ impl Iam for AwsCloud {
 
     async fn delete_password_policy(&self, at: &Target) -> Result<(), CloudError> {
         const ACTION: &str = "iam:DeleteAccountPasswordPolicy";
-        self.check_account(at, ACTION).await?;
         self.clients(at)
+            .await?
             .iam
             .delete_account_password_policy()
             .send()

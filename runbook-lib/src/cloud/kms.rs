@@ -33,8 +33,7 @@ pub trait Kms: Send + Sync {
 #[async_trait]
 impl Kms for AwsCloud {
     async fn kms_key(&self, at: &Target, key_id: &str) -> Result<KmsKey, CloudError> {
-        self.check_account(at, "kms:DescribeKey").await?;
-        let kms = self.clients(at).kms;
+        let kms = self.clients(at).await?.kms;
         let described = kms
             .describe_key()
             .key_id(key_id)
@@ -114,7 +113,7 @@ impl Kms for AwsCloud {
                 key.key_id, key.key_manager, key.key_spec, key.key_state
             )));
         }
-        let kms = self.clients(at).kms;
+        let kms = self.clients(at).await?.kms;
         if enabled {
             kms.enable_key_rotation()
                 .key_id(&key.key_id)

@@ -15,6 +15,7 @@ pub mod ec2;
 pub mod guardduty;
 pub mod iam;
 pub mod kms;
+pub mod member;
 pub mod s3control;
 pub mod sandbox;
 
@@ -23,6 +24,10 @@ pub use ec2::Ec2;
 pub use guardduty::GuardDuty;
 pub use iam::Iam;
 pub use kms::Kms;
+pub use member::{
+    Access, Acting, MemberRole, MemberSession, OrgAccount, Organisation, SessionPolicy,
+    SessionRequest,
+};
 pub use s3control::S3Control;
 pub use sandbox::Sandbox;
 
@@ -111,6 +116,35 @@ pub enum CloudError {
     AccessDenied { action: String, message: String },
     #[error("{service} is not enabled in {region}")]
     NotEnabled { service: String, region: String },
+    #[error(
+        "{action} was refused by an explicit deny in {by}; no Allow can override it, so the organisation's administrators must change {by} or act another way ({message})"
+    )]
+    ExplicitDeny {
+        action: String,
+        by: String,
+        message: String,
+    },
+    #[error(
+        "cannot assume {role_arn}: the role does not exist in account {account}; deploy iam/member-role.yaml there (CloudFormation StackSets), or set member_role to the role's name"
+    )]
+    RoleMissing { role_arn: String, account: String },
+    #[error(
+        "cannot assume {role_arn} in account {account}: STS refused ({message}). AWS answers this way when the role does not exist there (deploy iam/member-role.yaml with StackSets, or set member_role to its name), when its trust policy does not allow {caller} to call sts:AssumeRole and sts:SetSourceIdentity (set the template's SecurityAccountPrincipal to that principal), or when it requires an external id (set external_id)"
+    )]
+    RoleNotAssumable {
+        role_arn: String,
+        account: String,
+        caller: String,
+        message: String,
+    },
+    #[error(
+        "account {account} is {status} in the organisation; nothing can be changed there until it is reactivated"
+    )]
+    AccountSuspended { account: String, status: String },
+    #[error(
+        "region {region} is not enabled in account {account}; enable it (Account settings, AWS Regions) or act in an enabled region"
+    )]
+    RegionNotEnabled { region: String, account: String },
     #[error("{action} was throttled by AWS; wait a moment and try again")]
     Throttled { action: String },
     #[error("not found: {0}")]
@@ -141,6 +175,27 @@ impl Target {
             account: finding.account.clone(),
             region: finding.region.clone(),
         }
+    }
+
+    /// The ARN partition of the region: `aws-cn` and `aws-us-gov` have their own.
+    pub fn partition(&self) -> &'static str {
+        if self.region.starts_with("cn-") {
+            "aws-cn"
+        } else if self.region.starts_with("us-gov-") {
+            "aws-us-gov"
+        } else {
+            "aws"
+        }
+    }
+
+    /// `arn:<partition>:<service>:<region>:<account>:<resource>`.
+    pub fn arn(&self, service: &str, resource: &str) -> String {
+        format!(
+            "arn:{}:{service}:{}:{}:{resource}",
+            self.partition(),
+            self.region,
+            self.account
+        )
     }
 }
 
@@ -181,6 +236,19 @@ pub trait Cloud: Ec2 + GuardDuty + Iam + S3Control + Kms + Send + Sync {
 
     /// Who is acting (an ARN, or "sandbox"), for the audit trail.
     async fn caller_identity(&self) -> Result<String, CloudError>;
+
+    /// The organisation's accounts with names and status, cached for the
+    /// backend's life. Without permission to list them, no accounts and why.
+    async fn organisation(&self) -> Organisation;
+
+    /// What to act through in the request's target: in the caller's own account,
+    /// this backend; in a member account, the member role assumed with the
+    /// request's session policy, its session name and source identity.
+    async fn act_in(&self, request: &SessionRequest) -> Result<Acting, CloudError>;
+
+    /// Whether the member role can be assumed in an account (a probe whose
+    /// credentials allow nothing), with the exact reason when it cannot.
+    async fn access(&self, account: &AccountId) -> Access;
 }
 
 /// Most severe first, then most recently updated, then by Id so the order is stable.

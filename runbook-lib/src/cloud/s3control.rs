@@ -37,9 +37,9 @@ impl S3Control for AwsCloud {
         at: &Target,
     ) -> Result<Option<PublicAccessBlock>, CloudError> {
         const ACTION: &str = "s3:GetAccountPublicAccessBlock";
-        self.check_account(at, ACTION).await?;
         let output = match self
             .clients(at)
+            .await?
             .s3control
             .get_public_access_block()
             .account_id(at.account.as_str())
@@ -66,7 +66,6 @@ impl S3Control for AwsCloud {
         block: &PublicAccessBlock,
     ) -> Result<(), CloudError> {
         const ACTION: &str = "s3:PutAccountPublicAccessBlock";
-        self.check_account(at, ACTION).await?;
         let configuration = PublicAccessBlockConfiguration::builder()
             .block_public_acls(block.block_public_acls)
             .ignore_public_acls(block.ignore_public_acls)
@@ -74,6 +73,7 @@ impl S3Control for AwsCloud {
             .restrict_public_buckets(block.restrict_public_buckets)
             .build();
         self.clients(at)
+            .await?
             .s3control
             .put_public_access_block()
             .account_id(at.account.as_str())
@@ -86,9 +86,9 @@ impl S3Control for AwsCloud {
 
     async fn delete_public_access_block(&self, at: &Target) -> Result<(), CloudError> {
         const ACTION: &str = "s3:PutAccountPublicAccessBlock";
-        self.check_account(at, ACTION).await?;
         match self
             .clients(at)
+            .await?
             .s3control
             .delete_public_access_block()
             .account_id(at.account.as_str())

@@ -10,10 +10,11 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AccountInfo, BackendInfo, BackendKind, Cloud, CloudError, FetchProgress, FindingUpdate,
-    ProgressFn, UnprocessedFinding, UpdateOutcome,
+    Access, AccountInfo, Acting, BackendInfo, BackendKind, Cloud, CloudError, FetchProgress,
+    FindingUpdate, MemberRole, MemberSession, Organisation, ProgressFn, SessionRequest, Target,
+    UnprocessedFinding, UpdateOutcome,
 };
-use crate::finding::{Finding, FindingFilter, FindingIdentifier, Note, WorkflowStatus};
+use crate::finding::{AccountId, Finding, FindingFilter, FindingIdentifier, Note, WorkflowStatus};
 
 pub mod controls;
 pub(crate) mod ops;
@@ -229,7 +230,7 @@ impl Sandbox {
         };
         seed(
             "EC2.18",
-            seed::OPS_ACCOUNT,
+            seed::SECURITY_ACCOUNT,
             seed::US_EAST_1,
             Some("sg-0a1b2c3d4e5f60701"),
             WorkflowStatus::Suppressed,
@@ -333,7 +334,7 @@ impl Cloud for Sandbox {
     fn describe(&self) -> BackendInfo {
         self.with_state(|s| BackendInfo {
             kind: BackendKind::Sandbox,
-            account: Some(s.management_account.clone()),
+            account: Some(s.security_account.clone()),
             region: s.home_region.clone(),
             reason: self.reason.clone(),
             accounts: s
@@ -388,6 +389,57 @@ impl Cloud for Sandbox {
         // What the audit trail names as the approver when nothing touches AWS.
         Ok(crate::audit::SANDBOX_ACTOR.to_string())
     }
+
+    async fn organisation(&self) -> Organisation {
+        self.with_state(OrgState::organisation)
+    }
+
+    /// As on AWS, minus the credentials: the same refusals (suspended, no role,
+    /// region not enabled), and the session the audit records.
+    async fn act_in(&self, request: &SessionRequest) -> Result<Acting, CloudError> {
+        let at = &request.target;
+        let expires = self.now() + Duration::hours(1);
+        self.with_state(|state| {
+            if at.account == state.security_account {
+                return Ok(Acting::default());
+            }
+            ops::region(state, at)?;
+            request.policy.check_size()?;
+            let session = MemberSession::new(
+                request,
+                MemberRole::default_for_sandbox().arn(at),
+                state
+                    .organisation()
+                    .name_of(&at.account)
+                    .map(str::to_string),
+                Some(expires),
+            );
+            Ok(Acting {
+                cloud: None,
+                session: Some(session),
+            })
+        })
+    }
+
+    async fn access(&self, account: &AccountId) -> Access {
+        self.with_state(|state| {
+            if *account == state.security_account {
+                return Access::Own;
+            }
+            let at = Target {
+                account: account.clone(),
+                region: state.home_region.clone(),
+            };
+            match ops::cannot_act(state, &at) {
+                None => Access::Role {
+                    role_arn: MemberRole::default_for_sandbox().arn(&at),
+                },
+                Some(e) => Access::Denied {
+                    reason: e.to_string(),
+                },
+            }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -401,6 +453,7 @@ mod tests {
 
     use super::state::{ANY_IPV4, ANY_IPV6};
     use super::*;
+    use crate::cloud::{Ec2, SessionPolicy};
     use crate::finding::{AccountId, ComplianceStatus, ControlId};
     use crate::severity::Severity;
 
@@ -436,7 +489,7 @@ mod tests {
 
     #[test]
     fn seed_constants_are_valid() {
-        assert!(seed::OPS_ACCOUNT.parse::<AccountId>().is_ok());
+        assert!(seed::SECURITY_ACCOUNT.parse::<AccountId>().is_ok());
         assert!(seed::WORKLOAD_ACCOUNT.parse::<AccountId>().is_ok());
     }
 
@@ -465,8 +518,17 @@ mod tests {
         ] {
             assert!(controls.contains(c), "missing {c}");
         }
+        // The security account's own findings and those of its three members.
         let accounts: BTreeSet<&str> = all.iter().map(|f| f.account.as_str()).collect();
-        assert_eq!(accounts.len(), 2);
+        assert_eq!(
+            accounts,
+            BTreeSet::from([
+                seed::SECURITY_ACCOUNT,
+                seed::WORKLOAD_ACCOUNT,
+                seed::DATA_ACCOUNT,
+                seed::LEGACY_ACCOUNT
+            ])
+        );
         let regions: BTreeSet<&str> = all.iter().map(|f| f.region.as_str()).collect();
         assert_eq!(regions.len(), 2);
         assert!(
@@ -768,7 +830,7 @@ mod tests {
         let only = list(
             cloud.as_ref(),
             &FindingFilter {
-                accounts: vec![seed::OPS_ACCOUNT.parse().unwrap()],
+                accounts: vec![seed::SECURITY_ACCOUNT.parse().unwrap()],
                 control_ids: vec![control("ec2.7")],
                 ..FindingFilter::default()
             },
@@ -780,16 +842,115 @@ mod tests {
         assert_eq!(by_id, only);
     }
 
+    fn target(account: &str) -> Target {
+        Target {
+            account: account.parse().unwrap(),
+            region: seed::US_EAST_1.to_string(),
+        }
+    }
+
+    fn request(account: &str) -> SessionRequest {
+        SessionRequest {
+            target: target(account),
+            approver: "sandbox".to_string(),
+            purpose: "plan-00000000".to_string(),
+            policy: SessionPolicy::read_only(),
+        }
+    }
+
+    #[test]
+    fn the_organisation_lists_every_account_with_names_and_status() {
+        let sb = Sandbox::new();
+        let org = block_on(sb.organisation());
+        assert!(org.unavailable.is_none());
+        let listed: Vec<(&str, &str, &str)> = org
+            .accounts
+            .iter()
+            .map(|a| (a.id.as_str(), a.name.as_str(), a.status.label()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (seed::MANAGEMENT_ACCOUNT, "management", "ACTIVE"),
+                (seed::SECURITY_ACCOUNT, "security", "ACTIVE"),
+                (seed::WORKLOAD_ACCOUNT, "workload", "ACTIVE"),
+                (seed::DATA_ACCOUNT, "data-platform", "ACTIVE"),
+                (seed::LEGACY_ACCOUNT, "legacy-analytics", "ACTIVE"),
+                (seed::SUSPENDED_ACCOUNT, "closed-project", "SUSPENDED"),
+            ]
+        );
+    }
+
+    #[test]
+    fn acting_in_a_member_needs_its_role_an_active_account_and_an_enabled_region() {
+        let sb = Sandbox::new();
+        let own = block_on(sb.act_in(&request(seed::SECURITY_ACCOUNT))).unwrap();
+        assert!(own.session.is_none() && own.cloud.is_none());
+
+        let member = block_on(sb.act_in(&request(seed::WORKLOAD_ACCOUNT))).unwrap();
+        let session = member.session.unwrap();
+        assert_eq!(
+            session.role_arn,
+            "arn:aws:iam::222222222222:role/SecurityRunbookMember"
+        );
+        assert_eq!(session.account_name.as_deref(), Some("workload"));
+        assert_eq!(session.session_name, "sandbox+plan-00000000");
+        assert_eq!(session.policy_digest, SessionPolicy::read_only().digest());
+
+        let missing = block_on(sb.act_in(&request(seed::LEGACY_ACCOUNT))).unwrap_err();
+        assert!(
+            matches!(missing, CloudError::RoleMissing { .. }),
+            "{missing}"
+        );
+        assert!(
+            missing
+                .to_string()
+                .contains("444444444444 (legacy-analytics)")
+        );
+        let suspended = block_on(sb.act_in(&request(seed::SUSPENDED_ACCOUNT))).unwrap_err();
+        assert!(
+            matches!(suspended, CloudError::AccountSuspended { .. }),
+            "{suspended}"
+        );
+        let management = block_on(sb.act_in(&request(seed::MANAGEMENT_ACCOUNT))).unwrap_err();
+        assert!(
+            matches!(management, CloudError::RoleMissing { .. }),
+            "{management}"
+        );
+        let mut far = request(seed::DATA_ACCOUNT);
+        far.target.region = "eu-west-3".to_string();
+        let region = block_on(sb.act_in(&far)).unwrap_err();
+        assert!(
+            matches!(region, CloudError::RegionNotEnabled { .. }),
+            "{region}"
+        );
+
+        // Reads in a member without the role fail the same way.
+        let read = block_on(sb.ebs_encryption_by_default(&target(seed::LEGACY_ACCOUNT)));
+        assert!(
+            matches!(read, Err(CloudError::RoleMissing { .. })),
+            "{read:?}"
+        );
+
+        assert_eq!(
+            block_on(sb.access(&seed::SECURITY_ACCOUNT.parse().unwrap())),
+            Access::Own
+        );
+        assert!(block_on(sb.access(&seed::DATA_ACCOUNT.parse().unwrap())).can_act());
+        assert!(!block_on(sb.access(&seed::LEGACY_ACCOUNT.parse().unwrap())).can_act());
+        assert!(!block_on(sb.access(&seed::SUSPENDED_ACCOUNT.parse().unwrap())).can_act());
+    }
+
     #[test]
     fn describe_names_the_org() {
         let info = Sandbox::new()
             .with_reason("backend=auto found no credentials")
             .describe();
         assert_eq!(info.kind, BackendKind::Sandbox);
-        assert_eq!(info.account.unwrap().as_str(), seed::OPS_ACCOUNT);
+        assert_eq!(info.account.unwrap().as_str(), seed::SECURITY_ACCOUNT);
         assert_eq!(info.region, seed::US_EAST_1);
         assert_eq!(info.reason, "backend=auto found no credentials");
-        assert_eq!(info.accounts.len(), 2);
+        assert_eq!(info.accounts.len(), 4);
         assert_eq!(info.accounts[1].alias.as_deref(), Some("workload"));
         assert_eq!(info.regions, vec![seed::US_EAST_1, seed::AP_NORTHEAST_1]);
     }

@@ -20,7 +20,7 @@ use crate::catalog::{
 };
 use crate::cloud::Sandbox;
 use crate::cloud::sandbox::OrgState;
-use crate::cloud::sandbox::seed::{AP_NORTHEAST_1, OPS_ACCOUNT, US_EAST_1, WORKLOAD_ACCOUNT};
+use crate::cloud::sandbox::seed::{AP_NORTHEAST_1, SECURITY_ACCOUNT, US_EAST_1, WORKLOAD_ACCOUNT};
 use crate::cloud::{Iam, Target};
 use crate::finding::ComplianceStatus;
 use crate::finding::ControlId;
@@ -174,9 +174,9 @@ const CASES: &[(&str, &str, &str, &str, &str)] = &[
     ),
     (
         "EC2.7",
-        OPS_ACCOUNT,
+        SECURITY_ACCOUNT,
         AP_NORTHEAST_1,
-        OPS_ACCOUNT,
+        SECURITY_ACCOUNT,
         "EnableEbsEncryptionByDefault",
     ),
     (
@@ -586,11 +586,16 @@ fn a_model_plan_that_ignores_the_policy_is_rejected() {
 fn nothing_to_do_when_the_finding_already_passes() {
     let sb = Sandbox::new();
     for (control, account, region, suffix) in [
-        ("EC2.13", OPS_ACCOUNT, US_EAST_1, "sg-0a1b2c3d4e5f60702"),
-        ("GuardDuty.1", OPS_ACCOUNT, US_EAST_1, OPS_ACCOUNT),
-        ("IAM.15", OPS_ACCOUNT, US_EAST_1, OPS_ACCOUNT),
-        ("S3.1", OPS_ACCOUNT, US_EAST_1, OPS_ACCOUNT),
-        ("EC2.7", OPS_ACCOUNT, US_EAST_1, OPS_ACCOUNT),
+        (
+            "EC2.13",
+            SECURITY_ACCOUNT,
+            US_EAST_1,
+            "sg-0a1b2c3d4e5f60702",
+        ),
+        ("GuardDuty.1", SECURITY_ACCOUNT, US_EAST_1, SECURITY_ACCOUNT),
+        ("IAM.15", SECURITY_ACCOUNT, US_EAST_1, SECURITY_ACCOUNT),
+        ("S3.1", SECURITY_ACCOUNT, US_EAST_1, SECURITY_ACCOUNT),
+        ("EC2.7", SECURITY_ACCOUNT, US_EAST_1, SECURITY_ACCOUNT),
     ] {
         let f = find(&sb, control, account, region, suffix);
         let r = block_on(plan(&f, &sb, Lang::En, &PolicyValues::new()));
@@ -802,7 +807,7 @@ fn validation_rejects_plans_outside_the_finding() {
     let f = find(&sb, "EC2.13", WORKLOAD_ACCOUNT, US_EAST_1, BASTION);
     let p = catalog_plan(&sb, &f, Lang::En);
 
-    let other_account = redraft(&p, |d| d.target.account = OPS_ACCOUNT.parse().unwrap());
+    let other_account = redraft(&p, |d| d.target.account = SECURITY_ACCOUNT.parse().unwrap());
     let e = validate(&other_account, &f).unwrap_err();
     assert!(matches!(e, PlanRejection::AccountMismatch { .. }), "{e}");
     assert!(e.to_string().contains(WORKLOAD_ACCOUNT), "{e}");
@@ -973,12 +978,18 @@ fn validation_rejects_other_keys_and_inverse_actions_of_other_families() {
     assert!(validate(&by_arn, &f).is_ok());
     let foreign = redraft(&p, |d| {
         d.actions = vec![Action::EnableKmsKeyRotation(EnableKmsKeyRotation {
-            key_id: format!("arn:aws:kms:{US_EAST_1}:{OPS_ACCOUNT}:key/{ORDERS_KEY}"),
+            key_id: format!("arn:aws:kms:{US_EAST_1}:{SECURITY_ACCOUNT}:key/{ORDERS_KEY}"),
         })]
     });
     assert!(validate(&foreign, &f).is_err());
 
-    let f = find(&sb, "EC2.7", OPS_ACCOUNT, AP_NORTHEAST_1, OPS_ACCOUNT);
+    let f = find(
+        &sb,
+        "EC2.7",
+        SECURITY_ACCOUNT,
+        AP_NORTHEAST_1,
+        SECURITY_ACCOUNT,
+    );
     let p = catalog_plan(&sb, &f, Lang::En);
     let disable = redraft(&p, |d| {
         d.actions = vec![Action::DisableEbsEncryptionByDefault(
@@ -1060,7 +1071,7 @@ fn model_answers_outside_scope_are_rejected() {
         "rule_ids": ["sgr-0b1a5714a1b2c3d01", "sgr-0b1a5714a1b2c3d02"]});
     let cases = [
         (
-            json!({"actions": [revoke], "rationale": "x", "account_id": OPS_ACCOUNT}),
+            json!({"actions": [revoke], "rationale": "x", "account_id": SECURITY_ACCOUNT}),
             "AccountMismatch",
         ),
         (
@@ -1372,4 +1383,69 @@ fn recorded_plans_keep_their_ids() {
         .map(|a| a["action"].as_str().unwrap())
         .collect();
     assert_eq!(names.len(), 13, "{names:?}");
+}
+
+#[test]
+fn a_plans_session_policy_allows_its_actions_and_inverses_on_its_resources_only() {
+    let sb = Sandbox::new();
+    let f = find(&sb, "EC2.13", WORKLOAD_ACCOUNT, US_EAST_1, BASTION);
+    let plan = catalog_plan(&sb, &f, Lang::En);
+    let policy = plan.session_policy();
+    let allowed: Vec<&str> = policy.actions().into_iter().collect();
+    assert_eq!(
+        allowed,
+        [
+            "ec2:AuthorizeSecurityGroupIngress",
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeSecurityGroupRules",
+            "ec2:DescribeSecurityGroups",
+            "ec2:RevokeSecurityGroupIngress",
+        ],
+        "{}",
+        policy.to_json()
+    );
+    let group = format!("arn:aws:ec2:us-east-1:{WORKLOAD_ACCOUNT}:security-group/{BASTION}");
+    for grant in policy.grants() {
+        let writes = grant
+            .actions
+            .iter()
+            .any(|a| a.contains("Revoke") || a.contains("Authorize"));
+        if writes {
+            assert_eq!(
+                grant.resources,
+                [group.clone()].into(),
+                "writes are narrowed"
+            );
+        } else {
+            assert_eq!(
+                grant.resources,
+                ["*".to_string()].into(),
+                "describes allow no resource"
+            );
+        }
+    }
+    assert!(policy.check_size().is_ok());
+
+    // Creating a detector: its id is unknown until apply, so the undo may delete
+    // a detector of that region only.
+    let creating = sb
+        .all_findings()
+        .unwrap()
+        .into_iter()
+        .filter(|f| {
+            f.control_id
+                .as_ref()
+                .is_some_and(|c| c.as_str() == "GuardDuty.1")
+                && f.compliance.status == Some(ComplianceStatus::Failed)
+        })
+        .map(|f| catalog_plan(&sb, &f, Lang::En))
+        .find(|p| p.rollback.is_empty())
+        .expect("a GuardDuty.1 finding without a detector");
+    let json = creating.session_policy().to_json();
+    let detectors = format!(
+        "arn:aws:guardduty:{}:{}:detector/*",
+        creating.region, creating.account
+    );
+    assert!(json.contains(&detectors), "{json}");
+    assert!(json.contains("guardduty:DeleteDetector"), "{json}");
 }

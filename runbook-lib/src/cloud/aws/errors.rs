@@ -66,6 +66,54 @@ where
     error.code().filter(|c| !c.is_empty())
 }
 
+/// An access-denied answer: an explicit deny (which no Allow can fix) says which
+/// kind of policy denied, as AWS's message names it; anything else is a missing Allow.
+pub fn denied(action: &str, message: String) -> CloudError {
+    const KINDS: &[&str] = &[
+        "service control policy",
+        "resource control policy",
+        "permissions boundary",
+        "session policy",
+        "identity-based policy",
+        "resource-based policy",
+        "VPC endpoint policy",
+    ];
+    let lower = message.to_ascii_lowercase();
+    let Some(at) = lower.find("explicit deny") else {
+        return CloudError::AccessDenied {
+            action: action.to_string(),
+            message,
+        };
+    };
+    let after = &lower[at..];
+    let by = KINDS
+        .iter()
+        .find(|k| after.contains(&k.to_ascii_lowercase()))
+        .map_or("a policy", |k| k);
+    let article = if by.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    let by = if by == "a policy" {
+        by.to_string()
+    } else {
+        format!("{article} {by}")
+    };
+    // The action AWS names ("perform: ec2:Revoke...") beats the one we asked for.
+    let named = message
+        .split("perform: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(|a| a.trim_end_matches([',', '.']).to_string())
+        .filter(|a| a.contains(':'));
+    CloudError::ExplicitDeny {
+        action: named.unwrap_or_else(|| action.to_string()),
+        by,
+        message,
+    }
+}
+
 /// Maps an SDK error from `action` (e.g. `securityhub:GetFindings`) in `region`.
 pub fn cloud_error<E, R>(
     action: &str,
@@ -85,10 +133,7 @@ where
             "AccessDeniedException"
             | "AccessDenied"
             | "UnauthorizedOperation"
-            | "AuthorizationError" => CloudError::AccessDenied {
-                action: action.to_string(),
-                message,
-            },
+            | "AuthorizationError" => denied(action, message),
             "InvalidAccessException" | "SubscriptionRequiredException" | "OptInRequired" => {
                 CloudError::NotEnabled {
                     service: format!("{service} ({message})"),
@@ -141,4 +186,33 @@ fn describe_chain(error: &dyn std::error::Error) -> String {
         source = e.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_explicit_deny_names_the_policy_kind_and_the_action() {
+        let message = "You are not authorized to perform this operation. User: arn:aws:sts::222222222222:assumed-role/SecurityRunbookMember/alice+plan-1 is not authorized to perform: ec2:RevokeSecurityGroupIngress on resource: arn:aws:ec2:us-east-1:222222222222:security-group/sg-1 with an explicit deny in a service control policy. Encoded authorization failure message: abc";
+        match denied("ec2:RevokeSecurityGroupIngress", message.to_string()) {
+            CloudError::ExplicitDeny { action, by, .. } => {
+                assert_eq!(action, "ec2:RevokeSecurityGroupIngress");
+                assert_eq!(by, "a service control policy");
+            }
+            other => panic!("{other:?}"),
+        }
+        let boundary = "User: x is not authorized to perform: kms:EnableKeyRotation on resource: k with an explicit deny in a permissions boundary";
+        let err = denied("kms:EnableKeyRotation", boundary.to_string());
+        assert!(
+            err.to_string()
+                .contains("explicit deny in a permissions boundary"),
+            "{err}"
+        );
+        let implicit = "User: x is not authorized to perform: kms:EnableKeyRotation on resource: k because no identity-based policy allows the kms:EnableKeyRotation action";
+        assert!(matches!(
+            denied("kms:EnableKeyRotation", implicit.to_string()),
+            CloudError::AccessDenied { .. }
+        ));
+    }
 }

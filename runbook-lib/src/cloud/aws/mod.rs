@@ -2,12 +2,13 @@
 
 mod capture;
 pub(crate) mod errors;
+mod member;
 mod pace;
 mod s3control_endpoint;
 pub(crate) mod support;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,9 +20,11 @@ use aws_sdk_securityhub::types::{
 };
 
 use crate::cloud::{
-    BackendInfo, BackendKind, Cloud, CloudError, FetchProgress, FindingUpdate, ProgressFn, Target,
-    UnprocessedFinding, UpdateOutcome, select,
+    Access, Acting, BackendInfo, BackendKind, Cloud, CloudError, FetchProgress, FindingUpdate,
+    MemberRole, Organisation, ProgressFn, SessionRequest, Target, UnprocessedFinding,
+    UpdateOutcome, select,
 };
+use crate::finding::AccountId;
 use crate::finding::{Finding, FindingFilter, FindingIdentifier, WorkflowStatus};
 use crate::settings::Settings;
 
@@ -79,18 +82,29 @@ pub async fn probe_credentials(sdk: &SdkConfig) -> Result<String, String> {
     }
 }
 
+/// Cheap to clone: clones share clients, caches and the GetFindings quota. A clone
+/// made for one plan ([`Cloud::act_in`]) acts in that plan's member account only.
+#[derive(Clone)]
 pub struct AwsCloud {
     sdk: SdkConfig,
     securityhub: aws_sdk_securityhub::Client,
     sts: aws_sdk_sts::Client,
     region: String,
     reason: String,
-    /// Resource clients by region (a finding is acted on in its own region).
-    clients: Mutex<HashMap<String, RegionClients>>,
+    member_role: MemberRole,
+    /// Resource clients by region, in the caller's own account (a finding is acted
+    /// on in its own region).
+    clients: Arc<Mutex<HashMap<String, RegionClients>>>,
+    /// Member-account sessions, by account and region.
+    members: Arc<Mutex<HashMap<Target, member::MemberClients>>>,
+    /// Set on a clone made for one plan: the session it acts through.
+    scope: Option<Arc<SessionRequest>>,
     /// STS GetCallerIdentity, once known.
-    caller: Mutex<Option<Caller>>,
+    caller: Arc<Mutex<Option<Caller>>>,
+    /// Organizations ListAccounts, once read.
+    organisation: Arc<tokio::sync::Mutex<Option<Organisation>>>,
     /// GetFindings' documented quota, kept client-side.
-    get_findings_pace: pace::Pace,
+    get_findings_pace: Arc<pace::Pace>,
 }
 
 /// Who the credentials belong to.
@@ -146,7 +160,8 @@ impl RegionClients {
 }
 
 impl AwsCloud {
-    /// Builds the backend from a loaded SDK configuration; needs a region.
+    /// Builds the backend from a loaded SDK configuration; needs a region. The
+    /// member role is the default until [`AwsCloud::with_member_role`].
     pub fn new(sdk: &SdkConfig, reason: impl Into<String>) -> Result<AwsCloud, CloudError> {
         let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
             CloudError::InvalidInput(
@@ -159,14 +174,37 @@ impl AwsCloud {
             sts: aws_sdk_sts::Client::new(sdk),
             region,
             reason: reason.into(),
-            clients: Mutex::new(HashMap::new()),
-            caller: Mutex::new(None),
-            get_findings_pace: pace::Pace::new(GET_FINDINGS_RATE, GET_FINDINGS_BURST),
+            member_role: MemberRole {
+                name: crate::settings::DEFAULT_MEMBER_ROLE.to_string(),
+                external_id: None,
+            },
+            clients: Arc::default(),
+            members: Arc::default(),
+            scope: None,
+            caller: Arc::default(),
+            organisation: Arc::default(),
+            get_findings_pace: Arc::new(pace::Pace::new(GET_FINDINGS_RATE, GET_FINDINGS_BURST)),
         })
     }
 
-    /// The resource clients for the target's region, made on first use.
-    pub(crate) fn clients(&self, at: &Target) -> RegionClients {
+    /// The role to assume in member accounts.
+    pub fn with_member_role(mut self, role: MemberRole) -> AwsCloud {
+        self.member_role = role;
+        self
+    }
+
+    /// The resource clients for acting in `at`: the caller's own, or a member
+    /// session's there (assumed on first use, renewed before it expires). Acts
+    /// with the caller's own when its account is unknown.
+    pub(crate) async fn clients(&self, at: &Target) -> Result<RegionClients, CloudError> {
+        let own = self.caller().await.ok().and_then(|c| c.account);
+        match own {
+            Some(own) if own != at.account.as_str() => self.member_clients(at).await,
+            _ => Ok(self.own_clients(at)),
+        }
+    }
+
+    fn own_clients(&self, at: &Target) -> RegionClients {
         match self.clients.lock() {
             Ok(mut cache) => cache
                 .entry(at.region.clone())
@@ -404,5 +442,17 @@ impl Cloud for AwsCloud {
 
     async fn caller_identity(&self) -> Result<String, CloudError> {
         self.op_caller_identity().await
+    }
+
+    async fn organisation(&self) -> Organisation {
+        self.op_organisation().await
+    }
+
+    async fn act_in(&self, request: &SessionRequest) -> Result<Acting, CloudError> {
+        self.op_act_in(request).await
+    }
+
+    async fn access(&self, account: &AccountId) -> Access {
+        self.op_access(account).await
     }
 }

@@ -127,23 +127,6 @@ impl AwsCloud {
         Ok(caller)
     }
 
-    /// Refuses to act in another account than the caller's: that needs a role to
-    /// assume, which comes later. Acts anyway when the caller's account is unknown.
-    pub(crate) async fn check_account(&self, at: &Target, action: &str) -> Result<(), CloudError> {
-        let caller_account = self.caller().await.ok().and_then(|c| c.account);
-        match caller_account {
-            Some(account) if account != at.account.as_str() => Err(CloudError::AccessDenied {
-                action: "sts:AssumeRole".to_string(),
-                message: format!(
-                    "{action} must run in account {}, but the credentials are for account {account}; \
-                     cross-account action needs a role to assume in the target account (a later issue)",
-                    at.account
-                ),
-            }),
-            _ => Ok(()),
-        }
-    }
-
     pub(super) async fn op_caller_identity(&self) -> Result<String, CloudError> {
         let caller = self.caller().await?;
         if caller.arn.is_empty() {
@@ -162,7 +145,7 @@ impl AwsCloud {
         at: &Target,
         group_id: &str,
     ) -> Result<Vec<IngressRule>, CloudError> {
-        let ec2 = self.clients(at).ec2;
+        let ec2 = self.clients(at).await?.ec2;
         let mut rules = Vec::new();
         let mut next: Option<String> = None;
         loop {
@@ -194,7 +177,7 @@ impl AwsCloud {
         at: &Target,
         group_id: &str,
     ) -> Result<Vec<String>, CloudError> {
-        let ec2 = self.clients(at).ec2;
+        let ec2 = self.clients(at).await?.ec2;
         let mut enis = Vec::new();
         let mut next: Option<String> = None;
         loop {

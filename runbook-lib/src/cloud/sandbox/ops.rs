@@ -5,38 +5,65 @@
 use super::Sandbox;
 pub(crate) use super::controls::fnv1a;
 pub(crate) use super::state::{AccountState, OrgState, RegionState};
-use crate::cloud::{CloudError, Target};
+use crate::cloud::{CloudError, MemberRole, Target};
 use crate::resources::{GuardDutyDetector, PasswordPolicy, SecurityGroup};
 
-pub(crate) fn no_account(at: &Target) -> CloudError {
-    CloudError::AccessDenied {
-        action: "sts:AssumeRole".to_string(),
-        message: format!(
-            "account {} is not part of the sandbox organisation",
-            at.account
-        ),
+/// Why the security account cannot act in `at.account`, as AWS would answer:
+/// suspended, no member role there, or not in the organisation at all.
+pub(crate) fn cannot_act(state: &OrgState, at: &Target) -> Option<CloudError> {
+    if at.account == state.security_account {
+        return None;
+    }
+    let organisation = state.organisation();
+    if let Err(e) = organisation.check_active(&at.account) {
+        return Some(e);
+    }
+    let role_arn = MemberRole::default_for_sandbox().arn(at);
+    match state.account(&at.account) {
+        Some(a) if a.member_role => None,
+        Some(_) => Some(CloudError::RoleMissing {
+            role_arn,
+            account: organisation.label(&at.account),
+        }),
+        None if organisation.account(&at.account).is_some() => Some(CloudError::RoleMissing {
+            role_arn,
+            account: organisation.label(&at.account),
+        }),
+        None => Some(CloudError::RoleNotAssumable {
+            role_arn,
+            account: at.account.to_string(),
+            caller: crate::audit::SANDBOX_ACTOR.to_string(),
+            message: "AccessDenied: the account is not part of the sandbox organisation"
+                .to_string(),
+        }),
     }
 }
 
 pub(crate) fn no_region(at: &Target) -> CloudError {
-    CloudError::InvalidInput(format!(
-        "the sandbox has no region {} in account {}",
-        at.region, at.account
-    ))
+    CloudError::RegionNotEnabled {
+        region: at.region.clone(),
+        account: at.account.to_string(),
+    }
 }
 
 pub(crate) fn account<'a>(
     state: &'a OrgState,
     at: &Target,
 ) -> Result<&'a AccountState, CloudError> {
-    state.account(&at.account).ok_or_else(|| no_account(at))
+    if let Some(e) = cannot_act(state, at) {
+        return Err(e);
+    }
+    state.account(&at.account).ok_or_else(|| no_region(at))
 }
 
 pub(crate) fn account_mut<'a>(
     state: &'a mut OrgState,
     at: &Target,
 ) -> Result<&'a mut AccountState, CloudError> {
-    state.account_mut(&at.account).ok_or_else(|| no_account(at))
+    if let Some(e) = cannot_act(state, at) {
+        return Err(e);
+    }
+    state.account_mut(&at.account).ok_or_else(|| no_region(at))
 }
 
 pub(crate) fn region<'a>(state: &'a OrgState, at: &Target) -> Result<&'a RegionState, CloudError> {

@@ -1,6 +1,10 @@
-//! The default simulated organisation: an ops (management) account and a workload
-//! account, each in us-east-1 and ap-northeast-1, with a realistic mix of good and
-//! bad settings. Account ids are the documentation-style 111111111111 / 222222222222.
+//! The default simulated organisation. The caller is the security account
+//! (111111111111, Security Hub's delegated administrator), which has findings of
+//! its own; the members are a workload account (222222222222), a data platform
+//! (333333333333) and a legacy account where the runbook's member role was never
+//! deployed (444444444444); the organisation also has its management account
+//! (999999999999, where StackSets does not deploy the role) and a suspended
+//! account (555555555555). Settings are a realistic mix of good and bad.
 
 use std::collections::BTreeMap;
 
@@ -8,10 +12,17 @@ use super::state::{
     ANY_IPV4, ANY_IPV6, AccountState, DetectorStatus, GuardDutyDetector, IngressRule, KeyManager,
     KmsKey, OrgState, PasswordPolicy, PublicAccessBlock, RegionState, SecurityGroup, Trail,
 };
+use crate::cloud::OrgAccount;
+use crate::cloud::member::AccountStatus;
 use crate::finding::AccountId;
 
-pub const OPS_ACCOUNT: &str = "111111111111";
+pub const SECURITY_ACCOUNT: &str = "111111111111";
 pub const WORKLOAD_ACCOUNT: &str = "222222222222";
+pub const DATA_ACCOUNT: &str = "333333333333";
+/// A member without the runbook's role: acting there fails, visibly, offline.
+pub const LEGACY_ACCOUNT: &str = "444444444444";
+pub const SUSPENDED_ACCOUNT: &str = "555555555555";
+pub const MANAGEMENT_ACCOUNT: &str = "999999999999";
 pub const US_EAST_1: &str = "us-east-1";
 pub const AP_NORTHEAST_1: &str = "ap-northeast-1";
 
@@ -89,7 +100,7 @@ fn key(id: &str, description: &str, spec: &str, state: &str, rotation: bool) -> 
     }
 }
 
-fn ops_account() -> AccountState {
+fn security_account() -> AccountState {
     let us = RegionState {
         region: US_EAST_1.to_string(),
         security_groups: vec![
@@ -199,8 +210,9 @@ fn ops_account() -> AccountState {
         config_recording: true,
     };
     AccountState {
-        id: account_id(OPS_ACCOUNT),
-        alias: "ops".to_string(),
+        id: account_id(SECURITY_ACCOUNT),
+        alias: "security".to_string(),
+        member_role: true,
         password_policy: Some(PasswordPolicy {
             minimum_password_length: 14,
             require_symbols: true,
@@ -415,6 +427,7 @@ fn workload_account() -> AccountState {
     AccountState {
         id: account_id(WORKLOAD_ACCOUNT),
         alias: "workload".to_string(),
+        member_role: true,
         password_policy: Some(PasswordPolicy {
             minimum_password_length: 8,
             require_symbols: false,
@@ -436,11 +449,112 @@ fn workload_account() -> AccountState {
     }
 }
 
+/// A member account whose account-wide settings pass every control, so only
+/// what its region states get wrong shows as findings.
+fn well_run_account(
+    id: &'static str,
+    alias: &str,
+    member_role: bool,
+    regions: Vec<RegionState>,
+) -> AccountState {
+    AccountState {
+        id: account_id(id),
+        alias: alias.to_string(),
+        member_role,
+        password_policy: Some(PasswordPolicy {
+            minimum_password_length: 14,
+            require_symbols: true,
+            require_numbers: true,
+            require_uppercase_characters: true,
+            require_lowercase_characters: true,
+            allow_users_to_change_password: true,
+            max_password_age: Some(90),
+            password_reuse_prevention: Some(24),
+            hard_expiry: false,
+        }),
+        s3_public_access_block: PublicAccessBlock::ALL_ON,
+        regions,
+    }
+}
+
+/// A region with GuardDuty, a validated and encrypted multi-region trail and
+/// Config recording; the caller adds what is wrong.
+fn well_run_region(account: &str, detector_id: &str) -> RegionState {
+    RegionState {
+        region: US_EAST_1.to_string(),
+        security_groups: Vec::new(),
+        guardduty: detector(detector_id, DetectorStatus::Enabled),
+        ebs_encryption_by_default: true,
+        kms_keys: Vec::new(),
+        trails: vec![Trail {
+            name: "org-trail".to_string(),
+            is_multi_region: true,
+            is_logging: true,
+            include_management_events: true,
+            s3_bucket: format!("org-cloudtrail-{account}"),
+            kms_key_id: Some("alias/cloudtrail".to_string()),
+            log_file_validation: true,
+        }],
+        config_recording: true,
+    }
+}
+
+fn data_account() -> AccountState {
+    let mut us = well_run_region(DATA_ACCOUNT, "d1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6");
+    us.ebs_encryption_by_default = false;
+    us.kms_keys = vec![key(
+        "3c5e7a9b-1d3f-4a5b-8c7d-9e0f1a2b3c07",
+        "Data lake encryption key",
+        "SYMMETRIC_DEFAULT",
+        "Enabled",
+        false,
+    )];
+    well_run_account(DATA_ACCOUNT, "data-platform", true, vec![us])
+}
+
+fn legacy_account() -> AccountState {
+    let mut us = well_run_region(LEGACY_ACCOUNT, "f0e1d2c3b4a5968778695a4b3c2d1e0f");
+    us.ebs_encryption_by_default = false;
+    well_run_account(LEGACY_ACCOUNT, "legacy-analytics", false, vec![us])
+}
+
+/// The organisation as Organizations lists it.
+fn organisation(members: &[AccountState]) -> Vec<OrgAccount> {
+    let listed = |id: &'static str, name: &str, status| OrgAccount {
+        id: account_id(id),
+        name: name.to_string(),
+        status,
+    };
+    let mut accounts = vec![listed(
+        MANAGEMENT_ACCOUNT,
+        "management",
+        AccountStatus::Active,
+    )];
+    accounts.extend(members.iter().map(|a| OrgAccount {
+        id: a.id.clone(),
+        name: a.alias.clone(),
+        status: AccountStatus::Active,
+    }));
+    accounts.push(listed(
+        SUSPENDED_ACCOUNT,
+        "closed-project",
+        AccountStatus::Suspended,
+    ));
+    accounts
+}
+
 /// The default organisation.
 pub fn default_org() -> OrgState {
+    let accounts = vec![
+        security_account(),
+        workload_account(),
+        data_account(),
+        legacy_account(),
+    ];
     OrgState {
-        management_account: account_id(OPS_ACCOUNT),
+        security_account: account_id(SECURITY_ACCOUNT),
         home_region: US_EAST_1.to_string(),
-        accounts: vec![ops_account(), workload_account()],
+        organisation: organisation(&accounts),
+        accounts,
     }
 }

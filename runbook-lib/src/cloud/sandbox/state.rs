@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cloud::OrgAccount;
 use crate::finding::AccountId;
 
 pub use crate::resources::{
@@ -13,17 +14,27 @@ pub use crate::resources::{
 /// Every account of the organisation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrgState {
-    /// The account the sandbox acts as (Security Hub administrator).
-    pub management_account: AccountId,
+    /// The account the sandbox acts as: the security account, Security Hub's
+    /// delegated administrator.
+    pub security_account: AccountId,
     /// The region that aggregates findings and holds global (IAM) checks.
     pub home_region: String,
+    /// The Security Hub member accounts, with their resources.
     pub accounts: Vec<AccountState>,
+    /// Every account as AWS Organizations lists it: names and status, including
+    /// accounts with no resources here (the management account, a suspended one).
+    #[serde(default)]
+    pub organisation: Vec<OrgAccount>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountState {
     pub id: AccountId,
     pub alias: String,
+    /// Whether the runbook's member role is deployed here (the security account
+    /// acts in its own account without one).
+    #[serde(default = "deployed")]
+    pub member_role: bool,
     /// None: the account has no custom password policy.
     pub password_policy: Option<PasswordPolicy>,
     /// The account-level S3 Block Public Access settings.
@@ -56,7 +67,19 @@ pub struct Trail {
     pub log_file_validation: bool,
 }
 
+fn deployed() -> bool {
+    true
+}
+
 impl OrgState {
+    /// The organisation as Organizations would list it.
+    pub fn organisation(&self) -> crate::cloud::Organisation {
+        crate::cloud::Organisation {
+            accounts: self.organisation.clone(),
+            unavailable: None,
+        }
+    }
+
     pub fn account(&self, id: &AccountId) -> Option<&AccountState> {
         self.accounts.iter().find(|a| a.id == *id)
     }
