@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_config::Region;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
@@ -32,6 +34,8 @@ pub(crate) struct MemberClients {
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
 /// Requested session length: an hour, the most role chaining allows.
 const SESSION_SECONDS: i32 = 3600;
+/// The most a ListAccounts page may take, retry included.
+const ORGANIZATIONS_TIMEOUT: Duration = Duration::from_secs(5);
 /// What a read session is for, in its session name.
 const READ_PURPOSE: &str = "read";
 
@@ -223,8 +227,19 @@ impl AwsCloud {
         listed
     }
 
+    /// Names are a nicety: a listing must not wait on them, so Organizations gets
+    /// one retry and a few seconds before the ids are shown alone.
     async fn list_accounts(&self) -> Organisation {
-        let client = aws_sdk_organizations::Client::new(&self.sdk);
+        let client = aws_sdk_organizations::Client::from_conf(
+            aws_sdk_organizations::config::Builder::from(&self.sdk)
+                .retry_config(RetryConfig::standard().with_max_attempts(2))
+                .timeout_config(
+                    TimeoutConfig::builder()
+                        .operation_timeout(ORGANIZATIONS_TIMEOUT)
+                        .build(),
+                )
+                .build(),
+        );
         let mut accounts = Vec::new();
         let mut pages = client.list_accounts().into_paginator().send();
         while let Some(page) = pages.next().await {
