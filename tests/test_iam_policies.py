@@ -1,13 +1,16 @@
 """The IAM policies shipped in iam/ for users of the kernel.
 
-- Both are well-formed IAM policy documents, and every action (and every scoped
-  resource) exists in the AWS service authorization reference that cfn-lint
-  ships (cfn-lint comes with moto[server], pinned in requirements.txt).
+- All three are well-formed IAM policy documents, and every action (and every
+  scoped resource) exists in the AWS service authorization reference that
+  cfn-lint ships (cfn-lint comes with moto[server], pinned in requirements.txt).
 - runbook-read-only.json grants none of the writes the kernel can make.
 - runbook-remediation.json grants every IAM permission the kernel's plans name,
   taken from the real kernel: a plan for every sandbox finding of every control
   family the catalog covers, and the inverse actions `%rollback` really runs.
   It also grants every `service:Action` the library's AWS code names.
+- security-account.json, for the security account of an organisation, lets it
+  assume the member role, read and resolve findings and list the organisation's
+  accounts, and grants no write in an account.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ pytestmark = pytest.mark.usefixtures("no_ambient_aws")
 ROOT = Path(__file__).resolve().parent.parent
 READ_ONLY = ROOT / "iam" / "runbook-read-only.json"
 REMEDIATION = ROOT / "iam" / "runbook-remediation.json"
-POLICIES = {"read-only": READ_ONLY, "remediation": REMEDIATION}
+SECURITY_ACCOUNT = ROOT / "iam" / "security-account.json"
+POLICIES = {"read-only": READ_ONLY, "remediation": REMEDIATION, "security-account": SECURITY_ACCOUNT}
 
 # Every change the kernel can make in an account: the catalog's actions, their
 # inverses (rollback), and resolving the finding after %approve.
@@ -97,8 +101,14 @@ def catalog_table() -> dict[str, tuple[str, ...]]:
 
 FAMILIES = catalog_table()
 
-# Named by the library only to refuse acting in another account (not supported yet).
-NOT_NEEDED = {"sts:AssumeRole"}
+# Granted to the security account (iam/security-account.json), not by the remediation
+# policy: assuming the member role, and naming the organisation's accounts.
+SECURITY_ACCOUNT_ONLY = {
+    "sts:AssumeRole",
+    "sts:SetSourceIdentity",
+    "organizations:ListAccounts",
+    "organizations:DescribeOrganization",
+}
 
 ACTION_NAME = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
 READ_VERBS = ("Get", "List", "Describe", "Retrieve", "InvokeModel")
@@ -249,6 +259,48 @@ def test_the_catalog_table_is_read():
         assert controls and all(re.fullmatch(r"[A-Za-z0-9]+\.\d+", c) for c in controls), (family, controls)
 
 
+# --- across an organisation: the security account ---------------------------------
+
+
+def allows_on(doc: dict, action: str, resource: str) -> bool:
+    """`allows`, for one resource ARN: some Allow statement grants `action` on it
+    (conditions aside) and no Deny statement naming it takes it away."""
+    granted = False
+    for st in statements(doc):
+        acts, resources = as_list(st.get("Action", [])), as_list(st.get("Resource", []))
+        if any(_matches(p, action) for p in acts) and any(fnmatch.fnmatchcase(resource, r) for r in resources):
+            if st["Effect"] == "Deny":
+                return False
+            granted = True
+    return granted
+
+
+def test_security_account_assumes_the_member_role_and_resolves_findings():
+    doc = load(SECURITY_ACCOUNT)
+    member_role = "arn:aws:iam::123456789012:role/SecurityRunbookMember"
+    assert allows_on(doc, "sts:AssumeRole", member_role)
+    # The session carries the approver as its SourceIdentity.
+    assert allows_on(doc, "sts:SetSourceIdentity", member_role)
+    assert not allows_on(doc, "sts:AssumeRole", "arn:aws:iam::123456789012:role/OrganizationAccountAccessRole")
+    assert not missing(doc, ("securityhub:GetFindings", "securityhub:BatchUpdateFindings"))
+    assert not missing(doc, ("organizations:ListAccounts", "organizations:DescribeOrganization"))
+    assert not missing(doc, APPROVE_PERMISSIONS)
+    # %summarize, %remediate with a model, %ask and %kb run in the security account.
+    assert not missing(doc, READS_OUTSIDE_PLANS)
+    bedrock = [st for st in statements(doc) if any(a.startswith("bedrock:") for a in as_list(st["Action"]))]
+    assert bedrock == [st for st in statements(load(REMEDIATION)) if any(a.startswith("bedrock:") for a in as_list(st["Action"]))]
+
+
+def test_security_account_grants_no_write_in_an_account():
+    """Changes in an account are made through the member role's session, never
+    with the security account's own permissions."""
+    doc = load(SECURITY_ACCOUNT)
+    writes = [a for a in WRITE_ACTIONS if a.partition(":")[0] != "securityhub" and allows(doc, a)]
+    assert not writes, f"the security account's policy grants writes: {writes}"
+    services = {a.partition(":")[0] for a in actions_of(doc)}
+    assert not services & {"ec2", "iam", "kms", "guardduty", "s3"}, services
+
+
 # --- permissions from the real kernel ----------------------------------------------
 
 
@@ -335,7 +387,8 @@ def test_every_action_the_library_code_names_is_granted():
     and the rest of the AWS code."""
     lib = ROOT / "runbook-lib" / "src"
     files = sorted(lib.rglob("*.rs"))
-    literal = re.compile(r'"((?:ec2|guardduty|iam|s3|kms|securityhub|sts|bedrock):[A-Z][A-Za-z]+)"')
+    literal = re.compile(r'"((?:ec2|guardduty|iam|s3|kms|securityhub|sts|bedrock|organizations):[A-Z][A-Za-z]+)"')
     named = {m.group(1) for f in files if f.is_file() for m in literal.finditer(f.read_text(encoding="utf-8"))}
     assert {"ec2:RevokeSecurityGroupIngress", "iam:UpdateAccountPasswordPolicy"} <= named, "scan found nothing"
-    assert not missing(load(REMEDIATION), named - NOT_NEEDED)
+    assert not missing(load(REMEDIATION), named - SECURITY_ACCOUNT_ONLY)
+    assert not missing(load(SECURITY_ACCOUNT), named & SECURITY_ACCOUNT_ONLY)
