@@ -8,9 +8,12 @@
   taken from the real kernel: a plan for every sandbox finding of every control
   family the catalog covers, and the inverse actions `%rollback` really runs.
   It also grants every `service:Action` the library's AWS code names.
-- security-account.json, for the security account of an organisation, lets it
-  assume the member role, read and resolve findings and list the organisation's
-  accounts, and grants no write in an account.
+- Across an organisation: security-account.json lets the security account assume
+  the member role, read and resolve findings and list the organisation's
+  accounts, and grants no write in an account. member-role.yaml, the member
+  role's CloudFormation template, passes cfn-lint, trusts only the security
+  account's principal, and grants what runbook-remediation.json grants less the
+  security account's own services.
 """
 
 from __future__ import annotations
@@ -30,7 +33,13 @@ ROOT = Path(__file__).resolve().parent.parent
 READ_ONLY = ROOT / "iam" / "runbook-read-only.json"
 REMEDIATION = ROOT / "iam" / "runbook-remediation.json"
 SECURITY_ACCOUNT = ROOT / "iam" / "security-account.json"
+MEMBER_ROLE = ROOT / "iam" / "member-role.yaml"
 POLICIES = {"read-only": READ_ONLY, "remediation": REMEDIATION, "security-account": SECURITY_ACCOUNT}
+
+# What only the security account does: read and resolve findings (Security Hub),
+# ask a model (Bedrock), assume the member role and say who it is (STS). The
+# member role grants none of these services.
+SECURITY_ACCOUNT_SERVICES = ("securityhub", "bedrock", "sts")
 
 # Every change the kernel can make in an account: the catalog's actions, their
 # inverses (rollback), and resolving the finding after %approve.
@@ -208,11 +217,12 @@ def _arn_pattern(arn_format: str) -> re.Pattern:
     return re.compile("".join(out))
 
 
-@pytest.mark.parametrize("name", sorted(POLICIES))
-def test_actions_and_resources_exist_in_the_service_reference(name):
+def reference_problems(sts: list[dict]) -> list[str]:
+    """Actions that do not exist, and scoped resources that are not among an
+    action's resource types, in the service reference."""
     reference = _service_reference()
     problems = []
-    for st in statements(load(POLICIES[name])):
+    for st in sts:
         resources = as_list(st["Resource"])
         for action in as_list(st["Action"]):
             service, _, verb = action.partition(":")
@@ -233,6 +243,12 @@ def test_actions_and_resources_exist_in_the_service_reference(name):
                 sample = resource.replace("*", "x")
                 if not any(_arn_pattern(f).fullmatch(sample) for f in formats):
                     problems.append(f"{action}: {resource} is not one of its resource types {types}")
+    return problems
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_actions_and_resources_exist_in_the_service_reference(name):
+    problems = reference_problems(statements(load(POLICIES[name])))
     assert not problems, "\n".join(problems)
 
 
@@ -259,7 +275,7 @@ def test_the_catalog_table_is_read():
         assert controls and all(re.fullmatch(r"[A-Za-z0-9]+\.\d+", c) for c in controls), (family, controls)
 
 
-# --- across an organisation: the security account ---------------------------------
+# --- across an organisation: the security account and the member role -------------
 
 
 def allows_on(doc: dict, action: str, resource: str) -> bool:
@@ -299,6 +315,143 @@ def test_security_account_grants_no_write_in_an_account():
     assert not writes, f"the security account's policy grants writes: {writes}"
     services = {a.partition(":")[0] for a in actions_of(doc)}
     assert not services & {"ec2", "iam", "kms", "guardduty", "s3"}, services
+
+
+def member_role_template() -> dict:
+    """iam/member-role.yaml, read as plain YAML: it uses the long forms of
+    intrinsic functions (`Ref:`, `Fn::If:`), so it needs no CloudFormation tags."""
+    yaml = pytest.importorskip("yaml", reason="PyYAML (installed with cfn-lint) reads the template")
+    return yaml.safe_load(MEMBER_ROLE.read_text(encoding="utf-8"))
+
+
+def in_partition_aws(value):
+    """A template value with each `Fn::Sub` of `${AWS::Partition}` made the
+    literal `arn:aws:...` that iam/*.json spell."""
+    if isinstance(value, dict):
+        if set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+            text = value["Fn::Sub"].replace("${AWS::Partition}", "aws")
+            assert "${" not in text, f"Fn::Sub substitutes more than the partition: {value}"
+            return text
+        return {k: in_partition_aws(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [in_partition_aws(v) for v in value]
+    return value
+
+
+def member_role(template: dict) -> dict:
+    role = template["Resources"]["MemberRole"]
+    assert role["Type"] == "AWS::IAM::Role", role
+    return role["Properties"]
+
+
+def member_role_policy(template: dict) -> dict:
+    policies = member_role(template)["Policies"]
+    assert len(policies) == 1, "the member role has one inline policy"
+    return in_partition_aws(policies[0]["PolicyDocument"])
+
+
+def grants_by_action(doc: dict) -> dict[str, list[tuple]]:
+    """Each allowed action with the resources and condition it is granted on."""
+    out: dict[str, list[tuple]] = {}
+    for st in statements(doc):
+        if st["Effect"] == "Allow":
+            for action in as_list(st["Action"]):
+                grant = (sorted(as_list(st["Resource"])), json.dumps(st.get("Condition"), sort_keys=True))
+                out.setdefault(action, []).append(grant)
+    return out
+
+
+def test_member_role_template_passes_cfn_lint():
+    api = pytest.importorskip("cfnlint.api", reason="cfn-lint comes with moto[server]")
+    matches = api.lint_all(MEMBER_ROLE.read_text(encoding="utf-8"))
+    # Informational matches (I...) are suggestions; errors and warnings are not.
+    found = [f"{m.rule.id} line {m.linenumber}: {m.message}" for m in matches if m.rule.severity in ("error", "warning")]
+    assert not found, "\n".join(found)
+
+
+def test_member_role_grants_the_remediation_policy_less_the_security_accounts_services():
+    """The member role's inline policy stays in step with runbook-remediation.json:
+    the same actions, on the same resources under the same conditions, less
+    Security Hub, Bedrock and STS (the security account's)."""
+    policy = member_role_policy(member_role_template())
+    assert policy["Version"] == "2012-10-17"
+    sids = [st["Sid"] for st in statements(policy)]
+    assert len(sids) == len(set(sids)) and all(re.fullmatch(r"[A-Za-z0-9]+", s) for s in sids), sids
+    assert all(ACTION_NAME.match(a) for a in actions_of(policy)), actions_of(policy)
+
+    def in_member(action: str) -> bool:
+        return action.partition(":")[0] not in SECURITY_ACCOUNT_SERVICES
+
+    wanted = {a for a in actions_of(load(REMEDIATION)) if in_member(a)}
+    granted = set(actions_of(policy))
+    assert granted == wanted, f"missing {sorted(wanted - granted)}, extra {sorted(granted - wanted)}"
+    remediation = grants_by_action(load(REMEDIATION))
+    for action, grants in grants_by_action(policy).items():
+        assert grants == remediation[action], f"{action} is scoped differently from runbook-remediation.json"
+    assert not [st for st in statements(policy) if st["Effect"] != "Allow"]
+
+    problems = reference_problems(statements(policy))
+    assert not problems, "\n".join(problems)
+
+
+def test_member_role_trusts_only_the_security_account_principal():
+    template = member_role_template()
+    assert template["AWSTemplateFormatVersion"] == "2010-09-09"
+    role = member_role(template)
+    assert role["RoleName"] == {"Ref": "MemberRoleName"}
+    assert role["MaxSessionDuration"] == 3600
+
+    trust = role["AssumeRolePolicyDocument"]
+    assert trust["Version"] == "2012-10-17"
+    [statement] = statements(trust)
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"AWS": {"Ref": "SecurityAccountPrincipal"}}
+    # SourceIdentity on the session needs sts:SetSourceIdentity in the trust policy.
+    assert sorted(as_list(statement["Action"])) == ["sts:AssumeRole", "sts:SetSourceIdentity"]
+    assert statement["Condition"] == {
+        "Fn::If": [
+            "HasExternalId",
+            {"StringEquals": {"sts:ExternalId": {"Ref": "ExternalId"}}},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    assert template["Conditions"]["HasExternalId"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ExternalId"}, ""]}]}
+    assert template["Outputs"]["MemberRoleArn"]["Value"] == {"Fn::GetAtt": ["MemberRole", "Arn"]}
+
+
+def test_member_role_parameters():
+    parameters = member_role_template()["Parameters"]
+    assert set(parameters) == {"SecurityAccountPrincipal", "MemberRoleName", "ExternalId"}
+    assert "Default" not in parameters["SecurityAccountPrincipal"]
+    assert parameters["MemberRoleName"]["Default"] == "SecurityRunbookMember"
+    assert parameters["ExternalId"]["Default"] == ""
+
+    def accepts(name: str, value: str) -> bool:
+        return re.fullmatch(parameters[name]["AllowedPattern"], value) is not None
+
+    for arn in (
+        "arn:aws:iam::111111111111:role/SecurityRunbook",
+        "arn:aws:iam::111111111111:role/service-role/AmazonSageMaker-ExecutionRole-20250101T000000",
+        "arn:aws:iam::111111111111:user/alice@example.com",
+        "arn:aws:iam::111111111111:root",
+        "arn:aws-cn:iam::111111111111:role/SecurityRunbook",
+        "arn:aws-us-gov:iam::111111111111:role/SecurityRunbook",
+    ):
+        assert accepts("SecurityAccountPrincipal", arn), arn
+    for arn in (
+        "",
+        "*",
+        "111111111111",
+        "arn:aws:iam::*:role/SecurityRunbook",
+        "arn:aws:iam::111111111111:group/Security",
+        "arn:aws:sts::111111111111:assumed-role/SecurityRunbook/alice",
+        "arn:aws:iam::111111111111:role/SecurityRunbook extra",
+    ):
+        assert not accepts("SecurityAccountPrincipal", arn), arn
+    assert accepts("MemberRoleName", "SecurityRunbookMember")
+    assert not accepts("MemberRoleName", "ops/SecurityRunbookMember")
+    assert accepts("ExternalId", "") and accepts("ExternalId", "runbook-2026")
+    assert not accepts("ExternalId", "x") and not accepts("ExternalId", "has space")
 
 
 # --- permissions from the real kernel ----------------------------------------------
