@@ -1,13 +1,19 @@
 """The IAM policies shipped in iam/ for users of the kernel.
 
-- Both are well-formed IAM policy documents, and every action (and every scoped
-  resource) exists in the AWS service authorization reference that cfn-lint
-  ships (cfn-lint comes with moto[server], pinned in requirements.txt).
+- All three are well-formed IAM policy documents, and every action (and every
+  scoped resource) exists in the AWS service authorization reference that
+  cfn-lint ships (cfn-lint comes with moto[server], pinned in requirements.txt).
 - runbook-read-only.json grants none of the writes the kernel can make.
 - runbook-remediation.json grants every IAM permission the kernel's plans name,
   taken from the real kernel: a plan for every sandbox finding of every control
   family the catalog covers, and the inverse actions `%rollback` really runs.
   It also grants every `service:Action` the library's AWS code names.
+- Across an organisation: security-account.json lets the security account assume
+  the member role, read and resolve findings and list the organisation's
+  accounts, and grants no write in an account. member-role.yaml, the member
+  role's CloudFormation template, passes cfn-lint, trusts only the security
+  account's principal, and grants what runbook-remediation.json grants less the
+  security account's own services.
 """
 
 from __future__ import annotations
@@ -26,7 +32,14 @@ pytestmark = pytest.mark.usefixtures("no_ambient_aws")
 ROOT = Path(__file__).resolve().parent.parent
 READ_ONLY = ROOT / "iam" / "runbook-read-only.json"
 REMEDIATION = ROOT / "iam" / "runbook-remediation.json"
-POLICIES = {"read-only": READ_ONLY, "remediation": REMEDIATION}
+SECURITY_ACCOUNT = ROOT / "iam" / "security-account.json"
+MEMBER_ROLE = ROOT / "iam" / "member-role.yaml"
+POLICIES = {"read-only": READ_ONLY, "remediation": REMEDIATION, "security-account": SECURITY_ACCOUNT}
+
+# What only the security account does: read and resolve findings (Security Hub),
+# ask a model (Bedrock), assume the member role and say who it is (STS). The
+# member role grants none of these services.
+SECURITY_ACCOUNT_SERVICES = ("securityhub", "bedrock", "sts")
 
 # Every change the kernel can make in an account: the catalog's actions, their
 # inverses (rollback), and resolving the finding after %approve.
@@ -97,8 +110,14 @@ def catalog_table() -> dict[str, tuple[str, ...]]:
 
 FAMILIES = catalog_table()
 
-# Named by the library only to refuse acting in another account (not supported yet).
-NOT_NEEDED = {"sts:AssumeRole"}
+# Granted to the security account (iam/security-account.json), not by the remediation
+# policy: assuming the member role, and naming the organisation's accounts.
+SECURITY_ACCOUNT_ONLY = {
+    "sts:AssumeRole",
+    "sts:SetSourceIdentity",
+    "organizations:ListAccounts",
+    "organizations:DescribeOrganization",
+}
 
 ACTION_NAME = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
 READ_VERBS = ("Get", "List", "Describe", "Retrieve", "InvokeModel")
@@ -198,11 +217,12 @@ def _arn_pattern(arn_format: str) -> re.Pattern:
     return re.compile("".join(out))
 
 
-@pytest.mark.parametrize("name", sorted(POLICIES))
-def test_actions_and_resources_exist_in_the_service_reference(name):
+def reference_problems(sts: list[dict]) -> list[str]:
+    """Actions that do not exist, and scoped resources that are not among an
+    action's resource types, in the service reference."""
     reference = _service_reference()
     problems = []
-    for st in statements(load(POLICIES[name])):
+    for st in sts:
         resources = as_list(st["Resource"])
         for action in as_list(st["Action"]):
             service, _, verb = action.partition(":")
@@ -223,6 +243,12 @@ def test_actions_and_resources_exist_in_the_service_reference(name):
                 sample = resource.replace("*", "x")
                 if not any(_arn_pattern(f).fullmatch(sample) for f in formats):
                     problems.append(f"{action}: {resource} is not one of its resource types {types}")
+    return problems
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_actions_and_resources_exist_in_the_service_reference(name):
+    problems = reference_problems(statements(load(POLICIES[name])))
     assert not problems, "\n".join(problems)
 
 
@@ -247,6 +273,185 @@ def test_the_catalog_table_is_read():
     assert len(FAMILIES) >= 6, FAMILIES
     for family, controls in FAMILIES.items():
         assert controls and all(re.fullmatch(r"[A-Za-z0-9]+\.\d+", c) for c in controls), (family, controls)
+
+
+# --- across an organisation: the security account and the member role -------------
+
+
+def allows_on(doc: dict, action: str, resource: str) -> bool:
+    """`allows`, for one resource ARN: some Allow statement grants `action` on it
+    (conditions aside) and no Deny statement naming it takes it away."""
+    granted = False
+    for st in statements(doc):
+        acts, resources = as_list(st.get("Action", [])), as_list(st.get("Resource", []))
+        if any(_matches(p, action) for p in acts) and any(fnmatch.fnmatchcase(resource, r) for r in resources):
+            if st["Effect"] == "Deny":
+                return False
+            granted = True
+    return granted
+
+
+def test_security_account_assumes_the_member_role_and_resolves_findings():
+    doc = load(SECURITY_ACCOUNT)
+    member_role = "arn:aws:iam::123456789012:role/SecurityRunbookMember"
+    assert allows_on(doc, "sts:AssumeRole", member_role)
+    # The session carries the approver as its SourceIdentity.
+    assert allows_on(doc, "sts:SetSourceIdentity", member_role)
+    assert not allows_on(doc, "sts:AssumeRole", "arn:aws:iam::123456789012:role/OrganizationAccountAccessRole")
+    assert not missing(doc, ("securityhub:GetFindings", "securityhub:BatchUpdateFindings"))
+    assert not missing(doc, ("organizations:ListAccounts", "organizations:DescribeOrganization"))
+    assert not missing(doc, APPROVE_PERMISSIONS)
+    # %summarize, %remediate with a model, %ask and %kb run in the security account.
+    assert not missing(doc, READS_OUTSIDE_PLANS)
+    bedrock = [st for st in statements(doc) if any(a.startswith("bedrock:") for a in as_list(st["Action"]))]
+    assert bedrock == [st for st in statements(load(REMEDIATION)) if any(a.startswith("bedrock:") for a in as_list(st["Action"]))]
+
+
+def test_security_account_grants_no_write_in_an_account():
+    """Changes in an account are made through the member role's session, never
+    with the security account's own permissions."""
+    doc = load(SECURITY_ACCOUNT)
+    writes = [a for a in WRITE_ACTIONS if a.partition(":")[0] != "securityhub" and allows(doc, a)]
+    assert not writes, f"the security account's policy grants writes: {writes}"
+    services = {a.partition(":")[0] for a in actions_of(doc)}
+    assert not services & {"ec2", "iam", "kms", "guardduty", "s3"}, services
+
+
+def member_role_template() -> dict:
+    """iam/member-role.yaml, read as plain YAML: it uses the long forms of
+    intrinsic functions (`Ref:`, `Fn::If:`), so it needs no CloudFormation tags."""
+    yaml = pytest.importorskip("yaml", reason="PyYAML (installed with cfn-lint) reads the template")
+    return yaml.safe_load(MEMBER_ROLE.read_text(encoding="utf-8"))
+
+
+def in_partition_aws(value):
+    """A template value with each `Fn::Sub` of `${AWS::Partition}` made the
+    literal `arn:aws:...` that iam/*.json spell."""
+    if isinstance(value, dict):
+        if set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+            text = value["Fn::Sub"].replace("${AWS::Partition}", "aws")
+            assert "${" not in text, f"Fn::Sub substitutes more than the partition: {value}"
+            return text
+        return {k: in_partition_aws(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [in_partition_aws(v) for v in value]
+    return value
+
+
+def member_role(template: dict) -> dict:
+    role = template["Resources"]["MemberRole"]
+    assert role["Type"] == "AWS::IAM::Role", role
+    return role["Properties"]
+
+
+def member_role_policy(template: dict) -> dict:
+    policies = member_role(template)["Policies"]
+    assert len(policies) == 1, "the member role has one inline policy"
+    return in_partition_aws(policies[0]["PolicyDocument"])
+
+
+def grants_by_action(doc: dict) -> dict[str, list[tuple]]:
+    """Each allowed action with the resources and condition it is granted on."""
+    out: dict[str, list[tuple]] = {}
+    for st in statements(doc):
+        if st["Effect"] == "Allow":
+            for action in as_list(st["Action"]):
+                grant = (sorted(as_list(st["Resource"])), json.dumps(st.get("Condition"), sort_keys=True))
+                out.setdefault(action, []).append(grant)
+    return out
+
+
+def test_member_role_template_passes_cfn_lint():
+    api = pytest.importorskip("cfnlint.api", reason="cfn-lint comes with moto[server]")
+    matches = api.lint_all(MEMBER_ROLE.read_text(encoding="utf-8"))
+    # Informational matches (I...) are suggestions; errors and warnings are not.
+    found = [f"{m.rule.id} line {m.linenumber}: {m.message}" for m in matches if m.rule.severity in ("error", "warning")]
+    assert not found, "\n".join(found)
+
+
+def test_member_role_grants_the_remediation_policy_less_the_security_accounts_services():
+    """The member role's inline policy stays in step with runbook-remediation.json:
+    the same actions, on the same resources under the same conditions, less
+    Security Hub, Bedrock and STS (the security account's)."""
+    policy = member_role_policy(member_role_template())
+    assert policy["Version"] == "2012-10-17"
+    sids = [st["Sid"] for st in statements(policy)]
+    assert len(sids) == len(set(sids)) and all(re.fullmatch(r"[A-Za-z0-9]+", s) for s in sids), sids
+    assert all(ACTION_NAME.match(a) for a in actions_of(policy)), actions_of(policy)
+
+    def in_member(action: str) -> bool:
+        return action.partition(":")[0] not in SECURITY_ACCOUNT_SERVICES
+
+    wanted = {a for a in actions_of(load(REMEDIATION)) if in_member(a)}
+    granted = set(actions_of(policy))
+    assert granted == wanted, f"missing {sorted(wanted - granted)}, extra {sorted(granted - wanted)}"
+    remediation = grants_by_action(load(REMEDIATION))
+    for action, grants in grants_by_action(policy).items():
+        assert grants == remediation[action], f"{action} is scoped differently from runbook-remediation.json"
+    assert not [st for st in statements(policy) if st["Effect"] != "Allow"]
+
+    problems = reference_problems(statements(policy))
+    assert not problems, "\n".join(problems)
+
+
+def test_member_role_trusts_only_the_security_account_principal():
+    template = member_role_template()
+    assert template["AWSTemplateFormatVersion"] == "2010-09-09"
+    role = member_role(template)
+    assert role["RoleName"] == {"Ref": "MemberRoleName"}
+    assert role["MaxSessionDuration"] == 3600
+
+    trust = role["AssumeRolePolicyDocument"]
+    assert trust["Version"] == "2012-10-17"
+    [statement] = statements(trust)
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"AWS": {"Ref": "SecurityAccountPrincipal"}}
+    # SourceIdentity on the session needs sts:SetSourceIdentity in the trust policy.
+    assert sorted(as_list(statement["Action"])) == ["sts:AssumeRole", "sts:SetSourceIdentity"]
+    assert statement["Condition"] == {
+        "Fn::If": [
+            "HasExternalId",
+            {"StringEquals": {"sts:ExternalId": {"Ref": "ExternalId"}}},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    assert template["Conditions"]["HasExternalId"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ExternalId"}, ""]}]}
+    assert template["Outputs"]["MemberRoleArn"]["Value"] == {"Fn::GetAtt": ["MemberRole", "Arn"]}
+
+
+def test_member_role_parameters():
+    parameters = member_role_template()["Parameters"]
+    assert set(parameters) == {"SecurityAccountPrincipal", "MemberRoleName", "ExternalId"}
+    assert "Default" not in parameters["SecurityAccountPrincipal"]
+    assert parameters["MemberRoleName"]["Default"] == "SecurityRunbookMember"
+    assert parameters["ExternalId"]["Default"] == ""
+
+    def accepts(name: str, value: str) -> bool:
+        return re.fullmatch(parameters[name]["AllowedPattern"], value) is not None
+
+    for arn in (
+        "arn:aws:iam::111111111111:role/SecurityRunbook",
+        "arn:aws:iam::111111111111:role/service-role/AmazonSageMaker-ExecutionRole-20250101T000000",
+        "arn:aws:iam::111111111111:user/alice@example.com",
+        "arn:aws:iam::111111111111:root",
+        "arn:aws-cn:iam::111111111111:role/SecurityRunbook",
+        "arn:aws-us-gov:iam::111111111111:role/SecurityRunbook",
+    ):
+        assert accepts("SecurityAccountPrincipal", arn), arn
+    for arn in (
+        "",
+        "*",
+        "111111111111",
+        "arn:aws:iam::*:role/SecurityRunbook",
+        "arn:aws:iam::111111111111:group/Security",
+        "arn:aws:sts::111111111111:assumed-role/SecurityRunbook/alice",
+        "arn:aws:iam::111111111111:role/SecurityRunbook extra",
+    ):
+        assert not accepts("SecurityAccountPrincipal", arn), arn
+    assert accepts("MemberRoleName", "SecurityRunbookMember")
+    assert not accepts("MemberRoleName", "ops/SecurityRunbookMember")
+    assert accepts("ExternalId", "") and accepts("ExternalId", "runbook-2026")
+    assert not accepts("ExternalId", "x") and not accepts("ExternalId", "has space")
 
 
 # --- permissions from the real kernel ----------------------------------------------
@@ -335,7 +540,8 @@ def test_every_action_the_library_code_names_is_granted():
     and the rest of the AWS code."""
     lib = ROOT / "runbook-lib" / "src"
     files = sorted(lib.rglob("*.rs"))
-    literal = re.compile(r'"((?:ec2|guardduty|iam|s3|kms|securityhub|sts|bedrock):[A-Z][A-Za-z]+)"')
+    literal = re.compile(r'"((?:ec2|guardduty|iam|s3|kms|securityhub|sts|bedrock|organizations):[A-Z][A-Za-z]+)"')
     named = {m.group(1) for f in files if f.is_file() for m in literal.finditer(f.read_text(encoding="utf-8"))}
     assert {"ec2:RevokeSecurityGroupIngress", "iam:UpdateAccountPasswordPolicy"} <= named, "scan found nothing"
-    assert not missing(load(REMEDIATION), named - NOT_NEEDED)
+    assert not missing(load(REMEDIATION), named - SECURITY_ACCOUNT_ONLY)
+    assert not missing(load(SECURITY_ACCOUNT), named & SECURITY_ACCOUNT_ONLY)
