@@ -28,7 +28,7 @@ from aws_seed import SeededAccount, aws_kernel_env, ingress_rules, moto_client, 
 from conftest import audit_records, find_kernelspec, kernel_env
 from servers import bedrock as br
 from servers.moto import MotoServer
-from servers.securityhub import SecurityHubServer
+from servers.securityhub import SecurityHubServer, make_finding
 from notebook_runs import (
     NOTEBOOKS,
     cells_of,
@@ -295,6 +295,45 @@ def check_05(world: World, nb: Any) -> None:
     assert shown_note and shown_note[-1]["text"] == note
 
 
+# The member account 06-organisation.ipynb acts in; moto's AssumeRole switches to it.
+MEMBER = "333333333333"
+
+
+def member_client(world: World, service: str) -> Any:
+    import boto3
+
+    creds = moto_client(world.moto, "sts").assume_role(
+        RoleArn=f"arn:aws:iam::{MEMBER}:role/SecurityRunbookMember", RoleSessionName="seed"
+    )["Credentials"]
+    return boto3.client(
+        service, endpoint_url=world.moto.url, region_name=world.moto.region,
+        aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )  # fmt: skip
+
+
+def seed_06(world: World) -> None:
+    """A key without rotation in the member account, and its KMS.4 finding."""
+    key = member_client(world, "kms").create_key(Description="data lake key")["KeyMetadata"]
+    world.hub.add_findings([
+        make_finding(
+            60, account=MEMBER, region=world.moto.region, control_id="KMS.4", severity="MEDIUM",
+            Resources=[{"Type": "AwsKmsKey", "Id": key["Arn"], "Partition": "aws", "Region": world.moto.region}],
+        )
+    ])  # fmt: skip
+
+
+def check_06(world: World, nb: Any) -> None:
+    keys = member_client(world, "kms")
+    (key,) = [k["KeyId"] for k in keys.list_keys()["Keys"]]
+    assert keys.get_key_rotation_status(KeyId=key)["KeyRotationEnabled"], "rotated in the member account"
+    (approve,) = cells_of(nb, "approve")
+    plan_id = last_result(approve)["plan_id"]
+    steps = [r for r in audit_records(world.audit_log) if r.get("plan_id") == plan_id and r.get("action")]
+    assert steps and all(r["member_session"]["account"] == MEMBER for r in steps), steps
+    assert listings(nb).__next__()["shown"][0]["account"] == MEMBER
+
+
 AWS_RUNS: dict[str, AwsRun] = {
     "00-start-here.ipynb": AwsRun(check=check_00),
     "01-summarize-and-remediate.ipynb": AwsRun(model=True, script=script_01, check=check_01),
@@ -302,6 +341,7 @@ AWS_RUNS: dict[str, AwsRun] = {
     "03-human-in-the-loop.ipynb": AwsRun(model=True, script=script_03, check=check_03),
     # 04-knowledge-base: runs with the catalog and the common checks until it has an entry.
     "05-japanese.ipynb": AwsRun(model=True, script=script_05, check=check_05),
+    "06-organisation.ipynb": AwsRun(seed=seed_06, check=check_06),
 }
 
 

@@ -108,6 +108,17 @@ pub fn run(args: AuditArgs, cx: &Context<'_>) -> Result<(), MagicError> {
             .clone()
             .or_else(|| r.outcome.clone())
             .unwrap_or_default();
+        // A member account's step names the account and the role session it ran in.
+        let place = match &r.member_session {
+            Some(m) => format!(
+                "{} ({}) / {} as {}",
+                r.account,
+                m.account_name.as_deref().unwrap_or("member"),
+                r.region,
+                m
+            ),
+            None => format!("{} / {}", r.account, r.region),
+        };
         plain.push_str(&format!(
             "{:>5} {} {:<16} {} {} {} {}\n",
             r.seq,
@@ -124,7 +135,7 @@ pub fn run(args: AuditArgs, cx: &Context<'_>) -> Result<(), MagicError> {
             html::Cell::code(r.event.name()),
             html::Cell::code(r.plan_id.as_str()),
             html::Cell::text(&r.actor),
-            html::Cell::text(format!("{} / {}", r.account, r.region)),
+            html::Cell::text(&place),
             html::Cell::text(&action),
             html::Cell::text(&detail),
         ]);
