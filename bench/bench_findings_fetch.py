@@ -22,7 +22,10 @@ modes.  To add one (e.g. the runbook kernel's own fetch), write a function
 `bench_peer("name", fetch)` before `print_table()`.
 
     .venv/bin/python bench/bench_findings_fetch.py [--findings N] [--rate R] [--burst B]
-        [--peers boto3-standard,boto3-adaptive] [--json FILE]
+        [--accounts N] [--regions N] [--peers boto3-standard,boto3-adaptive] [--json FILE]
+
+The organisation case (a security account reading 20 members in 4 regions):
+    .venv/bin/python bench/bench_findings_fetch.py --accounts 20 --regions 4
 """
 
 from __future__ import annotations
@@ -138,6 +141,9 @@ def kernel_fetch(url: str) -> int:
         RUNBOOK_BACKEND="aws",
         RUNBOOK_REGION="us-east-1",
         AWS_ENDPOINT_URL_SECURITYHUB=url,
+        # Everything else (Organizations' account names) goes to the same local
+        # server, which refuses it: nothing leaves the machine.
+        AWS_ENDPOINT_URL=url,
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
         AWS_EC2_METADATA_DISABLED="true",
@@ -176,8 +182,10 @@ PEERS: dict[str, Callable[[str], int]] = {
 def print_table(results: list[PeerResult] | None = None) -> None:
     results = RESULTS if results is None else results
     assert SETUP is not None
+    spread = {(f["AwsAccountId"], f["Region"]) for f in SETUP.findings}
     print(
-        f"GetFindings: {len(SETUP.findings)} findings, {PAGE_SIZE} per page, "
+        f"GetFindings: {len(SETUP.findings)} findings in {len({a for a, _ in spread})} accounts x "
+        f"{len({r for _, r in spread})} regions, {PAGE_SIZE} per page, "
         f"throttle {SETUP.rate:g} req/s burst {SETUP.burst}"
     )
     head = ("peer", "time s", "pages", "requests", "throttled", "floor s", "time/floor", "findings/s")
@@ -205,10 +213,22 @@ def print_table(results: list[PeerResult] | None = None) -> None:
             print(f"ERROR {r.name}: {r.error}")
 
 
-def setup(findings: int, rate: float, burst: int) -> Setup:
+def setup(findings: int, rate: float, burst: int, accounts: int = 1, regions: int = 1) -> Setup:
+    """N open findings, spread round-robin over `accounts` accounts and `regions`
+    regions, as a security account's aggregation region returns them."""
     global SETUP
+    region_names = ["us-east-1", "us-west-2", "eu-west-1", "ap-northeast-1", "eu-central-1", "ap-southeast-2"]
+    if regions > len(region_names):
+        raise SystemExit(f"--regions: at most {len(region_names)}")
     items = [
-        make_finding(i, record_state="ACTIVE", workflow_status="NEW", compliance_status="FAILED")
+        make_finding(
+            i,
+            account=f"{100000000000 + i % accounts:012d}",
+            region=region_names[(i // accounts) % regions],
+            record_state="ACTIVE",
+            workflow_status="NEW",
+            compliance_status="FAILED",
+        )
         for i in range(findings)
     ]
     SETUP = Setup(items, rate, burst)
@@ -220,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--findings", type=int, default=10_000, help="findings to fetch (default 10000)")
     p.add_argument("--rate", type=float, default=3.0, help="GetFindings requests/second (default 3)")
     p.add_argument("--burst", type=int, default=6, help="GetFindings burst (default 6)")
+    p.add_argument("--accounts", type=int, default=1, help="accounts the findings are spread over (default 1)")
+    p.add_argument("--regions", type=int, default=1, help="regions the findings are spread over (default 1, at most 6)")
     p.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated, from: {', '.join(PEERS)}")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = p.parse_args(argv)
@@ -228,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in PEERS]
     if unknown:
         p.error(f"unknown peer(s) {unknown}; known: {', '.join(PEERS)}")
-    setup(args.findings, args.rate, args.burst)
+    setup(args.findings, args.rate, args.burst, args.accounts, args.regions)
     for name in names:
         bench_peer(name, PEERS[name])
     print_table()

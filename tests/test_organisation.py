@@ -321,3 +321,40 @@ def test_a_sandbox_member_plan_is_audited_with_its_session_and_a_roleless_member
         "MemberRoleMissing",
         ["444444444444 (legacy-analytics)", ROLE, "member-role.yaml"],
     )
+
+
+def test_findings_from_several_accounts_get_one_plan_each(kernel_factory):
+    kernel = kernel_factory(RUNBOOK_BACKEND="sandbox")
+    rows = rows_of(kernel.ok("%findings --all --control KMS.4"))
+    numbers = ",".join(str(r["number"]) for r in rows)
+    res = kernel.ok(f"%remediate {numbers}")
+    plans = [
+        d[RUNBOOK_MIME]["plan"] for d in final_displays(res) if "plan" in (d.get(RUNBOOK_MIME) or {})
+    ]
+    assert len(plans) == len(rows) >= 2
+    assert {(p["account"], p["region"]) for p in plans} == {(r["account"], r["region"]) for r in rows}
+    assert len({p["id"] for p in plans}) == len(plans)
+
+    # A finding that cannot be planned is named; the others still get theirs.
+    rows = rows_of(kernel.ok("%findings --all --control EC2.7"))
+    legacy = next(r["number"] for r in rows if r["account_name"] == "legacy-analytics")
+    other = next(r["number"] for r in rows if r["account_name"] == "data-platform")
+    res = kernel.execute(f"%remediate {other} {legacy}")
+    assert res.status == "error" and res.content["ename"] == "PlanRejected", res.describe()
+    assert f"1 of 2 findings got no plan: {legacy}: MemberRoleMissing" in res.content["evalue"]
+    assert any("plan" in (d.get(RUNBOOK_MIME) or {}) for d in final_displays(res))
+
+
+def test_without_the_organisations_list_ids_stand_alone_with_the_reason(kernel_factory):
+    with MotoServer() as moto, SecurityHubServer(rate=None) as hub:
+        hub.add_findings([ec2_19_finding(70, "210987654321", moto.region, "sg-0123456789abcdef0", "vpc-01234567")])
+        kernel = kernel_factory(**aws_kernel_env(moto, hub))
+        data = None
+        for d in final_displays(kernel.ok("%findings --all")):
+            if "shown" in (d.get(RUNBOOK_MIME) or {}):
+                data = d
+        assert data is not None
+        listing = data[RUNBOOK_MIME]
+        assert "not in an AWS Organization" in listing["names_unavailable"]
+        assert listing["shown"][0]["account_name"] is None
+        assert "account names are not shown" in data["text/plain"]

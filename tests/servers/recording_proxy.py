@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
@@ -28,6 +29,9 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: bytes
+    # time.perf_counter() when the request was read, and when its answer was sent.
+    received: float = 0.0
+    answered: float = 0.0
 
     @property
     def form(self) -> dict[str, str]:
@@ -114,7 +118,8 @@ class RecordingProxy:
             def handle_one(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 recorded = Recorded(
-                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body,
+                    received=time.perf_counter(),
                 )
                 with proxy._lock:
                     proxy.requests.append(recorded)
@@ -125,6 +130,7 @@ class RecordingProxy:
                     self.send_header("Content-Length", str(len(canned.body)))
                     self.end_headers()
                     self.wfile.write(canned.body)
+                    recorded.answered = time.perf_counter()
                     return
                 conn = http.client.HTTPConnection(proxy.target.hostname, proxy.target.port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
@@ -139,6 +145,7 @@ class RecordingProxy:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+                recorded.answered = time.perf_counter()
 
         self._server = ThreadingHTTPServer((HOST, 0), Handler)
         self._server.daemon_threads = True

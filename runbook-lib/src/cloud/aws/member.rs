@@ -268,9 +268,13 @@ impl AwsCloud {
                 });
             }
         }
+        // An account outside any organisation may be answered with an empty list.
+        let unavailable = accounts.is_empty().then(|| {
+            "account names are not shown: Organizations listed no accounts (this account is not in an AWS Organization)".to_string()
+        });
         Organisation {
             accounts,
-            unavailable: None,
+            unavailable,
         }
     }
 }
