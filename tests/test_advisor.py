@@ -3,7 +3,10 @@ through the real AWS SDK for Rust against the local Bedrock server."""
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import time
 
 import pytest
 
@@ -235,3 +238,48 @@ def test_interrupt_stops_the_stream_and_keeps_what_arrived(bk, bedrock):
     data = last_bundle(res)
     assert data[RUNBOOK_MIME]["markdown"].startswith("First sentence")
     assert data[RUNBOOK_MIME]["status"] == "interrupted"
+
+
+def closed_port_url() -> str:
+    """A 127.0.0.1 URL nothing listens on: connections are refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("magic", ["summarize", "remediate"])
+def test_unreachable_bedrock_fails_in_seconds_and_the_catalog_stands_in(kernel_factory, magic):
+    url = closed_port_url()
+    env = {
+        "RUNBOOK_BACKEND": "sandbox",
+        "RUNBOOK_MODEL": MODEL,
+        "RUNBOOK_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": url,
+    }
+    kernel = kernel_factory(**env)
+    n = listing_number(kernel, ec2_19_hostile)
+    started = time.monotonic()
+    res = kernel.execute(f"%{magic} {n}")
+    elapsed = time.monotonic() - started
+    assert res.status == "error" and res.content["ename"] == "ModelUnreachable", res.describe()
+    assert elapsed < 5, f"took {elapsed:.1f} s to say Bedrock cannot be reached"
+    for words in (url, "us-east-1", "VPC endpoint", "not offered in us-east-1", "network path"):
+        assert words in res.content["evalue"], res.content["evalue"]
+    displays = final_displays(res)
+    notice = next(d for d in displays if (d.get(RUNBOOK_MIME) or {}).get("stand_in") is True and "model_error" in d[RUNBOOK_MIME])
+    assert "built-in catalog" in notice["text/plain"] and "%config model=catalog" in notice["text/plain"]
+    if magic == "summarize":
+        explanation = displays[-1][RUNBOOK_MIME]
+        assert explanation["advisor"]["kind"] == "catalog" and explanation["markdown"]
+    else:
+        plan = next(d[RUNBOOK_MIME]["plan"] for d in displays if "plan" in (d.get(RUNBOOK_MIME) or {}))
+        assert plan["source"]["kind"] == "catalog"
+        # The catalog's plan is stored and can be approved like any other.
+        kernel.ok(f"%approve {plan['id']} --dry-run")

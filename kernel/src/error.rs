@@ -36,6 +36,8 @@ pub enum ErrorKind {
     Aws,
     ModelNotFound,
     ModelError,
+    /// Bedrock could not be reached at all.
+    ModelUnreachable,
     Config,
     /// The policy knowledge base could not be read.
     Policy,
@@ -76,6 +78,7 @@ impl ErrorKind {
             ErrorKind::Aws => "AwsError",
             ErrorKind::ModelNotFound => "ModelNotFound",
             ErrorKind::ModelError => "ModelError",
+            ErrorKind::ModelUnreachable => "ModelUnreachable",
             ErrorKind::Config => "ConfigError",
             ErrorKind::Policy => "PolicyError",
             ErrorKind::PlanRejected => "PlanRejected",
@@ -162,6 +165,7 @@ impl From<AdvisorError> for MagicError {
             AdvisorError::Throttled { .. } => ErrorKind::Throttled,
             AdvisorError::Validation { .. } => ErrorKind::InvalidInput,
             AdvisorError::Unavailable { .. } | AdvisorError::Stream { .. } => ErrorKind::ModelError,
+            AdvisorError::Unreachable { .. } => ErrorKind::ModelUnreachable,
             AdvisorError::Config(_) => ErrorKind::Config,
             AdvisorError::Interrupted => return MagicError::interrupted(),
         };

@@ -4,7 +4,8 @@
 //! [`Executed`]). The record keeping is the library's (`runbook::approval`);
 //! what is Jupyter's — showing, asking through stdin, interrupts — is here.
 
-use runbook::advisor::{Proposal, ProposalError};
+use runbook::advisor::catalog::CatalogAdvisor;
+use runbook::advisor::{Advisor, AdvisorError, Proposal, ProposalError};
 use runbook::approval::{Approval, ApprovalError, Approved};
 use runbook::audit::AuditRecord;
 use runbook::catalog::CatalogError;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 
 use crate::context::{Context, DisplayHandle, ErrorKind, MagicError, StoredPlan, StreamingDisplay};
 use crate::output::AskError;
-use crate::render::{self, approval as render_approval, plan as render_plan};
+use crate::render::{self, Bundle, approval as render_approval, plan as render_plan};
 
 /// What [`propose`] produced.
 #[derive(Debug, Clone)]
@@ -29,6 +30,40 @@ pub enum Proposed {
     Advice(String),
     /// The finding needs no change.
     NothingToDo(String),
+}
+
+/// What the catalog stands in for when the model cannot answer.
+#[derive(Debug, Clone, Copy)]
+pub enum StandIn {
+    Explanation,
+    Plan,
+}
+
+/// Says, above the catalog's answer, that the model could not answer and the
+/// catalog stands in, and how to use the catalog without asking the model.
+pub fn stand_in_notice(error: &AdvisorError, lang: Lang, what: StandIn) -> Bundle {
+    let text = match (lang, what) {
+        (Lang::En, StandIn::Explanation) => format!(
+            "Claude on Bedrock could not answer, so the built-in catalog's explanation follows instead.\n{error}\nTo use the catalog without asking Bedrock: %config model=catalog"
+        ),
+        (Lang::En, StandIn::Plan) => format!(
+            "Claude on Bedrock could not answer, so the built-in catalog's plan follows instead.\n{error}\nTo use the catalog without asking Bedrock: %config model=catalog"
+        ),
+        (Lang::Ja, StandIn::Explanation) => format!(
+            "Bedrock の Claude が応答できなかったため、組み込みカタログの説明を代わりに表示します。\n{error}\nBedrock を使わずにカタログを使うには: %config model=catalog"
+        ),
+        (Lang::Ja, StandIn::Plan) => format!(
+            "Bedrock の Claude が応答できなかったため、組み込みカタログのプランを代わりに表示します。\n{error}\nBedrock を使わずにカタログを使うには: %config model=catalog"
+        ),
+    };
+    Bundle::html(
+        text.clone(),
+        format!(
+            "<div class=\"runbook-stand-in\"><p><strong>{}</strong></p></div>",
+            render::html::text(&text).replace('\n', "<br>")
+        ),
+        json!({"stand_in": true, "model_error": error.to_string(), "catalog": true}),
+    )
 }
 
 /// The %remediate path, shared with %ask: asks the advisor, validates the plan,
@@ -61,6 +96,27 @@ pub async fn propose(
             &mut on_text,
         ))
         .await?;
+    // When the model cannot be used at all, the catalog stands in for a control it
+    // covers, labelled; the cell still ends with the model's error.
+    let (proposal, stood_in) = match proposal {
+        Err(ProposalError::Advisor(e))
+            if e.catalog_may_stand_in() && runbook::catalog::covers(&finding) =>
+        {
+            out.display(stand_in_notice(&e, lang, StandIn::Plan));
+            let catalog = cx
+                .cancellable(CatalogAdvisor.remediate(
+                    &finding,
+                    lang,
+                    instructions,
+                    connected.cloud.as_ref(),
+                    policy.as_ref(),
+                    &mut |_| {},
+                ))
+                .await?;
+            (catalog, Some(MagicError::from(e)))
+        }
+        other => (other, None),
+    };
     let proposal = match proposal {
         Ok(p) => p,
         Err(ProposalError::Catalog(CatalogError::NothingToDo(why))) => {
@@ -69,14 +125,41 @@ pub async fn propose(
                 Lang::Ja => format!("対応不要: {why}"),
             };
             stream.show(&text, None, None);
-            return Ok(Proposed::NothingToDo(why));
+            return match stood_in {
+                Some(error) => Err(error),
+                None => Ok(Proposed::NothingToDo(why)),
+            };
         }
         Err(e) => {
-            let error: MagicError = e.into();
+            let error: MagicError = stood_in.unwrap_or_else(|| e.into());
             stream.show(&stream.text, None, Some(&error.evalue));
             return Err(error);
         }
     };
+    let kind = if stood_in.is_some() {
+        CatalogAdvisor.kind()
+    } else {
+        kind
+    };
+    let proposed =
+        shown_proposal(cx, proposal, finding, lang, &kind, &connected, policy, stream).await?;
+    match stood_in {
+        Some(error) => Err(error),
+        None => Ok(proposed),
+    }
+}
+
+/// Records, stores and shows what the advisor proposed.
+async fn shown_proposal(
+    cx: &mut Context<'_>,
+    proposal: Proposal,
+    finding: Finding,
+    lang: Lang,
+    kind: &runbook::advisor::AdvisorKind,
+    connected: &runbook::cloud::Connected,
+    policy: Option<runbook::kb::PolicyContext>,
+    stream: StreamingDisplay<'_>,
+) -> Result<Proposed, MagicError> {
     match proposal {
         Proposal::Advice {
             markdown,
@@ -112,7 +195,7 @@ pub async fn propose(
                 .await?;
             let account = cx.account_label(&plan.account).await;
             stream.replace(render::kb::with_policy(
-                render_plan::plan(&plan, &account, &checks, &kind, usage.as_ref()),
+                render_plan::plan(&plan, &account, &checks, kind, usage.as_ref()),
                 policy.as_ref(),
                 lang,
             ));

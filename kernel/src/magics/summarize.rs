@@ -2,13 +2,15 @@
 //! Claude on Bedrock, or from the built-in catalog.
 
 use clap::Parser;
-use runbook::advisor::{AdvisorError, AdvisorKind};
+use runbook::advisor::catalog::CatalogAdvisor;
+use runbook::advisor::{Advisor, AdvisorError, AdvisorKind};
 use runbook::finding::FindingRef;
 use runbook::settings::Lang;
 use serde_json::json;
 
 use crate::context::{Context, MagicError, StreamingDisplay, lang_parser};
 use crate::render::plan as render;
+use crate::workflow;
 
 /// Explain a finding: what was found, why it matters, actionable next steps (streamed)
 #[derive(Debug, Parser)]
@@ -57,6 +59,21 @@ pub async fn run(args: SummarizeArgs, cx: &mut Context<'_>) -> Result<(), MagicE
                 lang,
             ));
             Ok(())
+        }
+        Ok(Err(error)) if error.catalog_may_stand_in() && runbook::catalog::covers(&finding) => {
+            stream.show("", None, Some(&format!("stopped: {error}")));
+            out.display(workflow::stand_in_notice(&error, lang, workflow::StandIn::Explanation));
+            let summary = CatalogAdvisor
+                .summarize(&finding, lang, policy.as_ref(), &mut |_| {})
+                .await?;
+            out.display(render::explanation(
+                &summary.markdown,
+                &summary.advisor,
+                None,
+                None,
+                json!({"finding_id": finding.id, "lang": lang.code(), "stand_in": true}),
+            ));
+            Err(error.into())
         }
         Ok(Err(error)) => {
             let partial = match &error {

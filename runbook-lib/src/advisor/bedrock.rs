@@ -1,8 +1,10 @@
 //! Claude on Amazon Bedrock through ConverseStream: text streams to the caller as
 //! it arrives; tool calls come back whole, their input parsed as JSON.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{Region, SdkConfig};
 use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrockruntime::types::{
@@ -46,7 +48,26 @@ pub struct BedrockModel {
     client: aws_sdk_bedrockruntime::Client,
     model_id: String,
     region: String,
+    /// Where requests go, for messages when it cannot be reached.
+    endpoint: String,
     max_tokens: i32,
+}
+
+/// How long a connection to Bedrock may take: a missing route must fail in seconds.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Attempts per request, quickly backed off: an unreachable or throttling Bedrock
+/// is reported in seconds (with the catalog standing in) rather than after a minute.
+const MAX_ATTEMPTS: u32 = 3;
+const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+
+/// The endpoint the SDK will use: the service's own override, the global one, or
+/// the regional default.
+fn endpoint_of(sdk: &SdkConfig, region: &str) -> String {
+    std::env::var("AWS_ENDPOINT_URL_BEDROCK_RUNTIME")
+        .ok()
+        .filter(|e| !e.is_empty())
+        .or_else(|| sdk.endpoint_url().map(str::to_string))
+        .unwrap_or_else(|| format!("https://bedrock-runtime.{region}.amazonaws.com"))
 }
 
 impl BedrockModel {
@@ -57,9 +78,27 @@ impl BedrockModel {
                     .to_string(),
             )
         })?;
+        let mut config = aws_sdk_bedrockruntime::config::Builder::from(sdk);
+        if std::env::var_os("AWS_RETRY_MODE").is_none()
+            && std::env::var_os("AWS_MAX_ATTEMPTS").is_none()
+        {
+            config = config.retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(MAX_ATTEMPTS)
+                    .with_initial_backoff(INITIAL_BACKOFF),
+            );
+        }
+        let config = config
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .build(),
+            )
+            .build();
         Ok(BedrockModel {
-            client: aws_sdk_bedrockruntime::Client::new(sdk),
+            client: aws_sdk_bedrockruntime::Client::from_conf(config),
             model_id: model_id.into(),
+            endpoint: endpoint_of(sdk, &region),
             region,
             max_tokens: crate::settings::DEFAULT_MAX_TOKENS as i32,
         })
@@ -192,6 +231,18 @@ impl BedrockModel {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: std::fmt::Debug,
     {
+        if matches!(
+            error,
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
+        ) && !chain(&error).contains("credentials")
+        {
+            return AdvisorError::Unreachable {
+                model: self.model_id.clone(),
+                region: self.region.clone(),
+                endpoint: self.endpoint.clone(),
+                message: chain(&error),
+            };
+        }
         let (code, message) = match &error {
             SdkError::ServiceError(context) => (
                 context.err().code().unwrap_or_default().to_string(),

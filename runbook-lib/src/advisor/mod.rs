@@ -81,6 +81,15 @@ pub enum AdvisorError {
     Validation { model: String, message: String },
     #[error("model {model} failed: {message}")]
     Unavailable { model: String, message: String },
+    #[error(
+        "cannot reach Amazon Bedrock at {endpoint} (region {region}) for model {model}: {message}. Likely causes: no network path to Bedrock from here (no internet route or no VPC endpoint for bedrock-runtime), Bedrock not offered in {region}, or a proxy or firewall in the way"
+    )]
+    Unreachable {
+        model: String,
+        region: String,
+        endpoint: String,
+        message: String,
+    },
     #[error("the model's answer stopped part-way: {message}")]
     Stream { message: String, partial: String },
     #[error("{0}")]
@@ -145,6 +154,20 @@ pub enum ProposalError {
     Catalog(#[from] crate::catalog::CatalogError),
     #[error("the model did not call propose_remediation (it answered: {0})")]
     NoProposal(String),
+}
+
+impl AdvisorError {
+    /// Whether the model could not be used at all (unreachable, throttled, no
+    /// access, no such model), so the built-in catalog may stand in, labelled.
+    pub fn catalog_may_stand_in(&self) -> bool {
+        matches!(
+            self,
+            AdvisorError::Unreachable { .. }
+                | AdvisorError::Throttled { .. }
+                | AdvisorError::AccessDenied { .. }
+                | AdvisorError::ModelNotFound { .. }
+        )
+    }
 }
 
 /// Explains findings and proposes remediations.

@@ -205,6 +205,11 @@ impl Action {
     }
 }
 
+/// Whether the catalog covers the finding's control (so it can explain and plan it).
+pub fn covers(finding: &Finding) -> bool {
+    finding.control_id.as_ref().and_then(entry_for).is_some()
+}
+
 /// The catalog entry covering a control (compared without regard to case).
 pub fn entry_for(control: &ControlId) -> Option<&'static CatalogEntry> {
     CATALOG.iter().find(|e| {
