@@ -4,6 +4,8 @@ the AWS path (moto for EC2/STS, the local Security Hub server for the finding)."
 
 from __future__ import annotations
 
+import re
+
 import json
 
 import pytest
@@ -98,9 +100,14 @@ def test_sandbox_round_trip_and_audit_trail(kernel):
     assert len(res.of_type("update_display_data")) >= 3, "progress is shown step by step"
     assert not still_open(kernel, finding_id)
     # The finding is RESOLVED, with a note naming the plan.
-    detail = kernel.ok(f"%finding '{finding_id}'").single_display()[RUNBOOK_MIME]
+    shown = kernel.ok(f"%finding '{finding_id}'").single_display()
+    detail = shown[RUNBOOK_MIME]
     assert detail["workflow"] == "RESOLVED"
     assert plan_id in (detail.get("note") or {}).get("text", "")
+    # ... and the page shows who resolved it, with which plan.
+    assert re.search(rf"Note\s+Remediated by {plan_id}", shown["text/plain"]), shown["text/plain"]
+    assert re.search(r"Note by\s+runbook-kernel at \d{4}-", shown["text/plain"]), shown["text/plain"]
+    assert plan_id in shown["text/html"]
     events = [r["event"] for r in audit_records(audit_path(kernel)) if r["plan_id"] == plan_id]
     for expected in ("approved", "action_started", "action_finished", "finding_updated"):
         assert expected in events, events

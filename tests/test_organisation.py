@@ -166,7 +166,11 @@ def test_a_member_finding_is_fixed_in_its_own_account_under_a_session_policy_of_
     kernel_factory, org
 ):
     kernel = kernel_factory(**org.env())
-    rows = rows_of(kernel.ok("%findings --all --control EC2.19"))
+    res = kernel.ok("%findings --all --control EC2.19")
+    rows = rows_of(res)
+    # The listing names the security account it reads from (STS knows it).
+    backend = next(d[RUNBOOK_MIME]["backend"] for d in final_displays(res) if "shown" in (d.get(RUNBOOK_MIME) or {}))
+    assert backend["account"] == org.security
     names = {r["account"]: r["account_name"] for r in rows}
     assert names[org.accounts["workload"]] == "workload"
     assert names[org.accounts["data"]] == "data"

@@ -141,8 +141,10 @@ pub async fn propose(
     } else {
         kind
     };
-    let proposed =
-        shown_proposal(cx, proposal, finding, lang, &kind, &connected, policy, stream).await?;
+    let proposed = shown_proposal(
+        cx, proposal, finding, lang, &kind, &connected, policy, stream,
+    )
+    .await?;
     match stood_in {
         Some(error) => Err(error),
         None => Ok(proposed),

@@ -11,6 +11,8 @@ use crate::context::{Context, Listing, MagicError};
 use crate::render::{Bundle, findings as render, html};
 
 pub const DEFAULT_LIMIT: usize = 50;
+/// How long a listing waits to learn the caller's account.
+const CALLER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 pub const MAX_LIMIT: u32 = 100_000;
 
 fn labels<T: Copy>(all: &[T], label: fn(T) -> &'static str) -> Vec<&'static str> {
@@ -123,6 +125,14 @@ pub async fn run(args: FindingsArgs, cx: &mut Context<'_>) -> Result<(), MagicEr
     let out = cx.out;
     let filter = args.filter();
     let connected = cx.cloud().await?;
+    // Who is asking, so the listing names the account (cached after the first
+    // time); a slow or failing STS only leaves the account out.
+    let _ = cx
+        .cancellable(tokio::time::timeout(
+            CALLER_TIMEOUT,
+            connected.cloud.caller_identity(),
+        ))
+        .await?;
     let info = connected.describe();
     let source = format!("{} ({})", info.kind, info.region);
     let handle = out.display(progress_bundle(&source, None));

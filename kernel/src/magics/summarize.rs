@@ -62,7 +62,11 @@ pub async fn run(args: SummarizeArgs, cx: &mut Context<'_>) -> Result<(), MagicE
         }
         Ok(Err(error)) if error.catalog_may_stand_in() && runbook::catalog::covers(&finding) => {
             stream.show("", None, Some(&format!("stopped: {error}")));
-            out.display(workflow::stand_in_notice(&error, lang, workflow::StandIn::Explanation));
+            out.display(workflow::stand_in_notice(
+                &error,
+                lang,
+                workflow::StandIn::Explanation,
+            ));
             let summary = CatalogAdvisor
                 .summarize(&finding, lang, policy.as_ref(), &mut |_| {})
                 .await?;

@@ -241,7 +241,7 @@ pub fn severity_chart(findings: &[Finding]) -> Bundle {
 pub fn detail(f: &Finding) -> Bundle {
     let mut facts = Table::new("runbook-finding", &["", ""]);
     let mut plain = format!("{} {} {}\n", f.severity.label(), control(f), f.title);
-    let rows: Vec<(&str, String)> = vec![
+    let mut rows: Vec<(&str, String)> = vec![
         ("Severity", f.severity.label().to_string()),
         ("Control", control(f)),
         ("Title", f.title.clone()),
@@ -259,6 +259,15 @@ pub fn detail(f: &Finding) -> Bundle {
         ("Updated", updated(f)),
         ("Id", f.id.clone()),
     ];
+    // Who last changed the workflow and why: the plan that resolved it, say.
+    if let Some(note) = &f.note {
+        let mut by = note.updated_by.clone().unwrap_or_default();
+        if let Some(at) = note.updated_at {
+            by = format!("{by} at {}", at.format("%Y-%m-%d %H:%M UTC"));
+        }
+        rows.push(("Note", note.text.clone()));
+        rows.push(("Note by", by.trim().to_string()));
+    }
     for (k, v) in &rows {
         plain.push_str(&format!("{k:<13} {v}\n"));
         let cell = if *k == "Severity" {

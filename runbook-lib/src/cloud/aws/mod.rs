@@ -303,9 +303,15 @@ fn parse_page(body: &[u8]) -> Result<(Vec<Finding>, usize, Option<String>), Clou
 #[async_trait]
 impl Cloud for AwsCloud {
     fn describe(&self) -> BackendInfo {
+        let account = self
+            .caller
+            .lock()
+            .ok()
+            .and_then(|c| c.as_ref().and_then(|c| c.account.clone()))
+            .and_then(|a| a.parse().ok());
         BackendInfo {
             kind: BackendKind::Aws,
-            account: None,
+            account,
             region: self.region.clone(),
             reason: self.reason.clone(),
             accounts: Vec::new(),
