@@ -10,4 +10,5 @@ pub mod protocol;
 pub mod render;
 pub mod server;
 pub mod session;
+pub mod variables;
 pub mod workflow;

@@ -67,6 +67,8 @@ pub struct Session {
     pub env_problems: Vec<SettingsError>,
     pub execution_count: usize,
     pub history: Vec<HistoryItem>,
+    /// Runbook variables (`%set`), expanded as `$NAME` in magic arguments.
+    pub variables: crate::variables::Variables,
     /// The running off-machine audit copy, for the `audit_sink` it was started for.
     audit_sink: Option<(AuditSinkSpec, Arc<CloudWatchSink>)>,
 }
@@ -86,6 +88,7 @@ impl Session {
             env_problems,
             execution_count: 0,
             history: Vec::new(),
+            variables: Default::default(),
             audit_sink: None,
         }
     }

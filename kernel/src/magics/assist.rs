@@ -145,6 +145,19 @@ fn config_items(word: &str) -> Vec<String> {
     }
 }
 
+/// Where a variable reference being typed starts in `word` (byte offset of its
+/// `$`) and what follows the `$` so far (`na`, or `{na`).
+fn variable_at_end(word: &str) -> Option<(usize, &str)> {
+    let at = word.rfind('$')?;
+    let rest = &word[at + 1..];
+    let name = rest.strip_prefix('{').unwrap_or(rest);
+    let is_partial_name = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    // `$$` is a literal dollar, not a reference.
+    let escaped = at > 0 && word[..at].ends_with('$');
+    (is_partial_name && !escaped).then_some((at, rest))
+}
+
 pub fn complete(code: &str, cursor_pos: usize, session: &Session) -> Completion {
     let chars: Vec<char> = code.chars().collect();
     let cursor = cursor_pos.min(chars.len());
@@ -164,6 +177,17 @@ pub fn complete(code: &str, cursor_pos: usize, session: &Session) -> Completion 
         } else {
             Vec::new()
         }
+    } else if let Some((at, prefix)) = variable_at_end(&word) {
+        // `$na` or `${na`: the defined variables, from the `$` on.
+        start = word_start + word[..at].chars().count();
+        let braced = prefix.starts_with('{');
+        let partial = prefix.trim_start_matches('{');
+        session
+            .variables
+            .names()
+            .filter(|n| n.starts_with(partial))
+            .map(|n| if braced { format!("${{{n}}}") } else { format!("${n}") })
+            .collect()
     } else if let Some(info) = magic_of_line(&before) {
         if word.starts_with('-') {
             with_prefix(flags(info), &word)

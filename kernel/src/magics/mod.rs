@@ -16,6 +16,7 @@ mod kb;
 mod recover;
 mod remediate;
 mod rollback;
+mod set;
 mod sleep;
 mod summarize;
 mod version;
@@ -162,6 +163,12 @@ pub static MAGICS: &[MagicInfo] = &[
         args: config::ConfigArgs::command,
     },
     MagicInfo {
+        name: "set",
+        aliases: &[],
+        cell: false,
+        args: set::SetArgs::command,
+    },
+    MagicInfo {
         name: "version",
         aliases: &[],
         cell: false,
@@ -195,6 +202,7 @@ pub enum MagicCall {
     Recover(recover::RecoverArgs),
     Audit(audit::AuditArgs),
     Config(config::ConfigArgs, Option<String>),
+    Set(set::SetArgs),
     Version(version::VersionArgs),
     Sleep(sleep::SleepArgs),
 }
@@ -445,6 +453,7 @@ pub fn parse_call(inv: &Invocation) -> Result<Parsed, MagicError> {
         "recover" => parsed!(MagicCall::Recover),
         "audit" => parsed!(MagicCall::Audit),
         "config" => parsed!(|a| MagicCall::Config(a, inv.body.clone())),
+        "set" => parsed!(MagicCall::Set),
         "version" => parsed!(MagicCall::Version),
         "sleep" => parsed!(MagicCall::Sleep),
         other => {
@@ -471,6 +480,7 @@ async fn run_call(call: MagicCall, cx: &mut Context<'_>) -> Result<(), MagicErro
         MagicCall::Recover(args) => recover::run(args, cx).await,
         MagicCall::Audit(args) => audit::run(args, cx),
         MagicCall::Config(args, body) => config::run(args, body.as_deref(), cx),
+        MagicCall::Set(args) => set::run(args, cx),
         MagicCall::Version(args) => version::run(args, cx),
         MagicCall::Sleep(args) => sleep::run(args, cx).await,
     }
@@ -493,21 +503,44 @@ pub async fn run_cell(
     out: &dyn Output,
 ) -> Result<(), MagicError> {
     let invocations = split_cell(code)?;
-    let parsed = invocations
-        .iter()
-        .map(parse_call)
-        .collect::<Result<Vec<_>, _>>()?;
+    // Every line is checked before any runs; a line using variables is checked
+    // once the lines before it (which may %set them) have run.
+    for inv in invocations.iter().filter(|i| !uses_variables(i)) {
+        parse_call(inv)?;
+    }
     let mut cx = Context::new(session, out);
-    for item in parsed {
+    for inv in &invocations {
         if out.cancellation().is_cancelled() {
             return Err(MagicError::interrupted());
         }
-        match item {
+        let expanded = expand(inv, &cx.session.variables)?;
+        match parse_call(&expanded)? {
             Parsed::Help(info, invoked) => show_help(info, &invoked, out),
             Parsed::Call(call) => run_call(*call, &mut cx).await?,
         }
     }
     Ok(())
+}
+
+fn uses_variables(inv: &Invocation) -> bool {
+    inv.args
+        .iter()
+        .any(|a| crate::variables::refers_to_variables(a))
+}
+
+/// The invocation with `$NAME` expanded in each argument. Expanding after the
+/// line is split keeps a value one argument, whatever it holds.
+fn expand(inv: &Invocation, variables: &crate::variables::Variables) -> Result<Invocation, MagicError> {
+    let args = inv
+        .args
+        .iter()
+        .map(|a| variables.expand(a))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| MagicError::usage(format!("%{}: {e}", inv.name)))?;
+    Ok(Invocation {
+        args,
+        ..inv.clone()
+    })
 }
 
 #[cfg(test)]
