@@ -18,7 +18,7 @@ help:
 	@echo "make test  - run the whole test suite (format, lint, Rust unit tests, end-to-end tests)"
 	@echo "make bench - print the benchmark figures (not part of the test suite)"
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt papermill-runbook/pyproject.toml papermill-runbook/papermill_runbook/__init__.py
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
