@@ -3,6 +3,7 @@
 
 pub mod context;
 pub mod error;
+pub mod exec;
 pub mod install;
 pub mod magics;
 pub mod output;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use runbook_kernel::{install, protocol, server, session};
+use runbook_kernel::{exec, install, protocol, server, session};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,10 +23,27 @@ enum Command {
         /// The connection file Jupyter wrote
         connection_file: PathBuf,
     },
+    /// Execute a notebook in-process, with no Jupyter or Python: outputs into an nbformat 4 copy, a JSON report, a non-zero exit when a cell fails
+    Exec(ExecArgs),
     /// Install the security-runbook kernelspec
     Install(LocationArgs),
     /// Remove the security-runbook kernelspec
     Uninstall(LocationArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExecArgs {
+    /// The notebook (.ipynb) to run
+    notebook: PathBuf,
+    /// A parameter, NAME=VALUE, set with %set after the notebook's parameters cell (repeatable); -p approval=allow-yes lets %approve --yes apply plans unattended
+    #[arg(short = 'p', long = "parameter", value_name = "NAME=VALUE", value_parser = exec::parse_parameter)]
+    parameters: Vec<(String, String)>,
+    /// Where to write the executed notebook (default: NOTEBOOK.exec.ipynb beside it)
+    #[arg(long, value_name = "OUT.ipynb")]
+    output: Option<PathBuf>,
+    /// Also write a JSON report: findings read, plans made, applied unattended, refused or failed, errors
+    #[arg(long = "json", value_name = "REPORT.json")]
+    report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -107,9 +124,86 @@ fn serve(connection_file: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Exit status of `exec` when a cell failed (1) or the notebook could not be run (2).
+const EXEC_CELL_FAILED: u8 = 1;
+const EXEC_UNUSABLE: u8 = 2;
+
+fn run_exec(args: ExecArgs) -> ExitCode {
+    let options = exec::ExecOptions {
+        output: args
+            .output
+            .clone()
+            .unwrap_or_else(|| exec::default_output(&args.notebook)),
+        notebook: args.notebook,
+        parameters: args.parameters,
+        report: args.report,
+    };
+    let run = std::thread::Builder::new()
+        .name("exec".to_string())
+        .stack_size(STACK_BYTES)
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_stack_size(STACK_BYTES)
+                .enable_all()
+                .build()?;
+            let outcome = runtime.block_on(async {
+                let session = session::Session::from_process_env();
+                for problem in &session.env_problems {
+                    eprintln!("runbook-kernel exec: ignored from the environment: {problem}");
+                }
+                exec::exec(&options, session).await
+            });
+            runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+            anyhow::Ok((outcome, options))
+        });
+    let joined = match run {
+        Ok(handle) => handle.join(),
+        Err(e) => {
+            eprintln!("runbook-kernel exec: cannot start: {e}");
+            return ExitCode::from(EXEC_UNUSABLE);
+        }
+    };
+    match joined {
+        Ok(Ok((Ok(report), options))) => {
+            for error in &report.errors {
+                eprintln!("runbook-kernel exec: {error}");
+            }
+            eprintln!(
+                "runbook-kernel exec: {} cell(s) run, {} finding(s) read, {} plan(s) made, {} applied unattended, {} refused, {} failed; wrote {}",
+                report.cells.len(),
+                report.findings_read,
+                report.plans_made.len(),
+                report.plans_applied_unattended.len(),
+                report.plans_refused.len(),
+                report.plans_failed.len(),
+                options.output.display()
+            );
+            if report.succeeded {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXEC_CELL_FAILED)
+            }
+        }
+        Ok(Ok((Err(e), _))) => {
+            eprintln!("runbook-kernel exec: {e}");
+            ExitCode::from(EXEC_UNUSABLE)
+        }
+        Ok(Err(e)) => {
+            eprintln!("runbook-kernel exec: {e:#}");
+            ExitCode::from(EXEC_UNUSABLE)
+        }
+        Err(_) => {
+            eprintln!("runbook-kernel exec: the run panicked");
+            ExitCode::from(EXEC_UNUSABLE)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Exec(args) => return run_exec(args),
         Command::Run { connection_file } => {
             init_logging();
             run_kernel(connection_file)

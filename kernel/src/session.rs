@@ -69,8 +69,17 @@ pub struct Session {
     pub history: Vec<HistoryItem>,
     /// Runbook variables (`%set`), expanded as `$NAME` in magic arguments.
     pub variables: crate::variables::Variables,
+    /// Set when no human is there (`runbook-kernel exec`): how approval works then.
+    pub unattended: Option<Unattended>,
     /// The running off-machine audit copy, for the `audit_sink` it was started for.
     audit_sink: Option<(AuditSinkSpec, Arc<CloudWatchSink>)>,
+}
+
+/// Approval in a run with no human (`runbook-kernel exec`): `--yes` applies a
+/// plan only when the run was started with `-p approval=allow-yes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unattended {
+    pub allow_yes: bool,
 }
 
 impl Session {
@@ -89,6 +98,7 @@ impl Session {
             execution_count: 0,
             history: Vec::new(),
             variables: Default::default(),
+            unattended: None,
             audit_sink: None,
         }
     }

@@ -28,7 +28,9 @@ pub enum VariableError {
     TooMany,
     #[error("expected NAME=VALUE, got '{0}'; example: %set control=EC2.13")]
     NotAssignment(String),
-    #[error("${name} is not defined{known}; define it with %set {name}=VALUE (or write $$ for a literal $)")]
+    #[error(
+        "${name} is not defined{known}; define it with %set {name}=VALUE (or write $$ for a literal $)"
+    )]
     Unknown { name: String, known: String },
     #[error("'${{' is not closed in '{0}'; write ${{NAME}}, or $$ for a literal $")]
     Unclosed(String),
@@ -175,7 +177,10 @@ mod tests {
         assert_eq!(v.expand("--control $control").unwrap(), "--control EC2.13");
         assert_eq!(v.expand("${control}x").unwrap(), "EC2.13x");
         assert_eq!(v.expand("$severity,LOW").unwrap(), "CRITICAL,HIGH,LOW");
-        assert_eq!(v.expand("cost $$5 and $5 and $").unwrap(), "cost $5 and $5 and $");
+        assert_eq!(
+            v.expand("cost $$5 and $5 and $").unwrap(),
+            "cost $5 and $5 and $"
+        );
         assert_eq!(v.expand("$note").unwrap(), "two words");
         assert_eq!(v.expand("no refs").unwrap(), "no refs");
     }
@@ -184,11 +189,20 @@ mod tests {
     fn unknown_names_and_bad_input_are_named() {
         let v = vars();
         let err = v.expand("$nope").unwrap_err().to_string();
-        assert!(err.contains("$nope is not defined") && err.contains("control"), "{err}");
-        assert!(matches!(v.expand("${control"), Err(VariableError::Unclosed(_))));
+        assert!(
+            err.contains("$nope is not defined") && err.contains("control"),
+            "{err}"
+        );
+        assert!(matches!(
+            v.expand("${control"),
+            Err(VariableError::Unclosed(_))
+        ));
         let mut v = Variables::default();
         assert!(matches!(v.assign("1x=2"), Err(VariableError::BadName(_))));
-        assert!(matches!(v.assign("novalue"), Err(VariableError::NotAssignment(_))));
+        assert!(matches!(
+            v.assign("novalue"),
+            Err(VariableError::NotAssignment(_))
+        ));
         assert!(matches!(
             v.set("x", &"y".repeat(MAX_VALUE_CHARS + 1)),
             Err(VariableError::TooLong { .. })

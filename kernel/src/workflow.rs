@@ -141,10 +141,7 @@ pub async fn propose(
     } else {
         kind
     };
-    let proposed = shown_proposal(
-        cx, proposal, finding, lang, &kind, &connected, policy, stream,
-    )
-    .await?;
+    let proposed = shown_proposal(cx, proposal, finding, lang, &kind, policy, stream).await?;
     match stood_in {
         Some(error) => Err(error),
         None => Ok(proposed),
@@ -158,10 +155,10 @@ async fn shown_proposal(
     finding: Finding,
     lang: Lang,
     kind: &runbook::advisor::AdvisorKind,
-    connected: &runbook::cloud::Connected,
     policy: Option<runbook::kb::PolicyContext>,
     stream: StreamingDisplay<'_>,
 ) -> Result<Proposed, MagicError> {
+    let connected = cx.cloud().await?;
     match proposal {
         Proposal::Advice {
             markdown,
@@ -227,6 +224,18 @@ fn prompt(id: &str, lang: Lang) -> String {
 pub async fn approval(cx: &Context<'_>, yes: bool, id: &str) -> Result<String, MagicError> {
     let out = cx.out;
     let lang = cx.settings().lang;
+    if let Some(unattended) = cx.session.unattended {
+        return match (yes, unattended.allow_yes) {
+            (true, true) => Ok(
+                "--yes in an unattended run (runbook-kernel exec -p approval=allow-yes)"
+                    .to_string(),
+            ),
+            _ => Err(MagicError::new(
+                ErrorKind::NotApproved,
+                "runbook-kernel exec has no human to type the plan id: it applies a plan only when run with -p approval=allow-yes and the %approve line has --yes; nothing was changed",
+            )),
+        };
+    }
     if out.stdin_allowed() {
         return match out.ask(&prompt(id, lang), false).await {
             Ok(answer) if answer.trim() == id => Ok("typed the plan id".to_string()),

@@ -186,7 +186,13 @@ pub fn complete(code: &str, cursor_pos: usize, session: &Session) -> Completion 
             .variables
             .names()
             .filter(|n| n.starts_with(partial))
-            .map(|n| if braced { format!("${{{n}}}") } else { format!("${n}") })
+            .map(|n| {
+                if braced {
+                    format!("${{{n}}}")
+                } else {
+                    format!("${n}")
+                }
+            })
             .collect()
     } else if let Some(info) = magic_of_line(&before) {
         if word.starts_with('-') {

@@ -530,7 +530,10 @@ fn uses_variables(inv: &Invocation) -> bool {
 
 /// The invocation with `$NAME` expanded in each argument. Expanding after the
 /// line is split keeps a value one argument, whatever it holds.
-fn expand(inv: &Invocation, variables: &crate::variables::Variables) -> Result<Invocation, MagicError> {
+fn expand(
+    inv: &Invocation,
+    variables: &crate::variables::Variables,
+) -> Result<Invocation, MagicError> {
     let args = inv
         .args
         .iter()

@@ -23,7 +23,10 @@ pub fn run(args: SetArgs, cx: &mut Context<'_>) -> Result<(), MagicError> {
     let mut next = cx.session.variables.clone();
     let mut changed = Vec::new();
     for assignment in &args.assignments {
-        changed.push(next.assign(assignment).map_err(|e| MagicError::usage(e.to_string()))?);
+        changed.push(
+            next.assign(assignment)
+                .map_err(|e| MagicError::usage(e.to_string()))?,
+        );
     }
     for name in &args.unset {
         if !next.unset(name) {
