@@ -53,6 +53,20 @@ impl<'a> Context<'a> {
         Ok(crate::output::cancellable(self.out, connecting).await??)
     }
 
+    /// Who is acting, as the audit names them: the STS caller on AWS; in the
+    /// sandbox, the `identity` setting when set.
+    pub async fn actor(&mut self) -> Result<String, MagicError> {
+        let connected = self.cloud().await?;
+        if connected.describe().kind == runbook::cloud::BackendKind::Sandbox
+            && let Some(name) = &self.session.settings.identity
+        {
+            return Ok(name.clone());
+        }
+        Ok(self
+            .cancellable(connected.cloud.caller_identity())
+            .await??)
+    }
+
     /// `222222222222 (workload)`: the account with its name from the
     /// organisation, or the id alone when names are not known.
     pub async fn account_label(&mut self, account: &runbook::finding::AccountId) -> String {

@@ -23,6 +23,8 @@ pub struct Listing {
 pub struct StoredPlan {
     pub plan: RemediationPlan,
     pub finding: Finding,
+    /// Who proposed it (the audit's actor then), for the two-person rule.
+    pub proposed_by: Option<String>,
 }
 
 /// The advisor in use and the settings it was chosen for.

@@ -174,9 +174,9 @@ async fn shown_proposal(
         }
         Proposal::Plan { plan, usage } => {
             // The proposal is on the record before anyone can approve it.
-            let actor = cx.cancellable(connected.cloud.caller_identity()).await??;
+            let actor = cx.actor().await?;
             let recorded = cx.session.open_audit_log().and_then(|mut log| {
-                log.append(AuditRecord::plan_proposed(&plan).by(actor))
+                log.append(AuditRecord::plan_proposed(&plan).by(actor.clone()))
                     .map_err(|e| e.to_string())
             });
             if let Err(e) = recorded {
@@ -193,15 +193,17 @@ async fn shown_proposal(
                 .cancellable(execute::precheck_all(&plan, connected.cloud.as_ref()))
                 .await?;
             let account = cx.account_label(&plan.account).await;
-            stream.replace(render::kb::with_policy(
-                render_plan::plan(&plan, &account, &checks, kind, usage.as_ref()),
-                policy.as_ref(),
-                lang,
-            ));
+            let mut shown = render_plan::plan(&plan, &account, &checks, kind, usage.as_ref());
+            // A saved notebook carries who proposed it (%approve --from, two-person).
+            if let Some(json) = shown.json.as_object_mut() {
+                json.insert("proposed_by".to_string(), json!(actor));
+            }
+            stream.replace(render::kb::with_policy(shown, policy.as_ref(), lang));
             let id = plan.id.to_string();
             let stored = StoredPlan {
                 plan: *plan,
                 finding,
+                proposed_by: Some(actor),
             };
             cx.session.plans.insert(id.clone(), stored.clone());
             cx.session.last_plan = Some(id);
@@ -256,10 +258,19 @@ pub async fn approval(cx: &Context<'_>, yes: bool, id: &str) -> Result<String, M
     }
     match (yes, cx.settings().approval) {
         (true, ApprovalMode::AllowYes) => Ok("--yes (the frontend cannot ask)".to_string()),
-        (true, ApprovalMode::Interactive) => Err(MagicError::new(
-            ErrorKind::NotApproved,
-            "approval=interactive refuses --yes: run the cell in JupyterLab and type the plan id; nothing was changed",
-        )),
+        (true, mode @ (ApprovalMode::Interactive | ApprovalMode::TwoPerson)) => {
+            Err(MagicError::new(
+                ErrorKind::NotApproved,
+                format!(
+                    "approval={} refuses --yes: run the cell in JupyterLab and type the plan id; nothing was changed",
+                    if mode == ApprovalMode::TwoPerson {
+                        "two-person"
+                    } else {
+                        "interactive"
+                    }
+                ),
+            ))
+        }
         (false, _) => Err(MagicError::new(
             ErrorKind::NotApproved,
             "this frontend cannot ask for the plan id (no stdin); add --yes to approve without typing it (allowed unless approval=interactive); nothing was changed",
@@ -330,12 +341,10 @@ fn approval_error(e: ApprovalError) -> MagicError {
 pub async fn open_approval<'p>(
     cx: &mut Context<'_>,
     plan: &'p RemediationPlan,
-    cloud: &dyn runbook::cloud::Cloud,
 ) -> Result<Approval<'p>, MagicError> {
     let log = cx.session.open_audit_log().map_err(audit_error)?;
-    cx.cancellable(Approval::open(plan, log, cloud))
-        .await?
-        .map_err(approval_error)
+    let actor = cx.actor().await?;
+    Ok(Approval::open_as(plan, log, actor))
 }
 
 /// What an approved plan's steps run through: the backend itself in the caller's
@@ -434,8 +443,20 @@ pub async fn approve_and_execute(
     }
     let account = cx.account_label(&plan.account).await;
     let handle = out.display(render_approval::request(plan, &account, false));
-    let pending = open_approval(cx, plan, cloud.as_ref()).await?;
+    let proposer = cx
+        .session
+        .plans
+        .get(plan.id.as_str())
+        .and_then(|s| s.proposed_by.clone());
+    let pending = open_approval(cx, plan).await?.proposed_by(proposer);
     let actor = pending.actor().to_string();
+    if cx.settings().approval == ApprovalMode::TwoPerson
+        && let Some(why) = pending.two_person_refusal()
+    {
+        pending.refuse(why.clone()).map_err(audit_error)?;
+        out.update(&handle, render_approval::refused(plan, &why));
+        return Ok(Executed::Refused(why));
+    }
     let mut approved = match decide(cx, pending, yes, None, &handle).await? {
         Decision::Approved(approved) => approved,
         Decision::Refused(why) => return Ok(Executed::Refused(why)),
@@ -477,7 +498,7 @@ pub async fn approve_and_roll_back(
     let cloud = connected.cloud.clone();
     let account = cx.account_label(&plan.account).await;
     let handle = out.display(render_approval::rollback_request(plan, &account, undo));
-    let pending = open_approval(cx, plan, cloud.as_ref()).await?;
+    let pending = open_approval(cx, plan).await?;
     let actor = pending.actor().to_string();
     let mut approved = match decide(cx, pending, yes, Some("rollback"), &handle).await? {
         Decision::Approved(approved) => approved,

@@ -39,6 +39,8 @@ pub struct Approval<'p> {
     plan: &'p RemediationPlan,
     log: AuditLog,
     actor: String,
+    /// Who proposed the plan, when known: recorded beside the approver.
+    proposer: Option<String>,
 }
 
 /// A plan the human approved, on the record; the only way to run one.
@@ -53,12 +55,44 @@ impl<'p> Approval<'p> {
     /// stops the approval) and asks the backend who is acting.
     pub async fn open(
         plan: &'p RemediationPlan,
-        mut log: AuditLog,
+        log: AuditLog,
         cloud: &dyn Cloud,
     ) -> Result<Approval<'p>, ApprovalError> {
         let actor = cloud.caller_identity().await?;
+        Ok(Approval::open_as(plan, log, actor))
+    }
+
+    /// As [`Approval::open`], with the actor already known.
+    pub fn open_as(plan: &'p RemediationPlan, mut log: AuditLog, actor: String) -> Approval<'p> {
         log.set_actor(actor.clone());
-        Ok(Approval { plan, log, actor })
+        Approval {
+            plan,
+            log,
+            actor,
+            proposer: None,
+        }
+    }
+
+    /// Names who proposed the plan, so the approval record holds both people.
+    pub fn proposed_by(mut self, proposer: Option<String>) -> Approval<'p> {
+        self.proposer = proposer;
+        self
+    }
+
+    /// Why the two-person rule refuses this approval, if it does: the proposer
+    /// is unknown, or is the approver.
+    pub fn two_person_refusal(&self) -> Option<String> {
+        match &self.proposer {
+            None => Some(format!(
+                "approval=two-person: who proposed {} is not known, so a second person cannot be confirmed; make the plan again with %remediate",
+                self.plan.id
+            )),
+            Some(p) if *p == self.actor => Some(format!(
+                "approval=two-person: {} proposed {} and cannot also approve it; someone else must",
+                self.actor, self.plan.id
+            )),
+            Some(_) => None,
+        }
     }
 
     pub fn plan(&self) -> &'p RemediationPlan {
@@ -72,8 +106,12 @@ impl<'p> Approval<'p> {
 
     /// Records the human's yes; `how` says how it was given.
     pub fn approve(mut self, how: impl Into<String>) -> Result<Approved<'p>, AuditError> {
+        let mut detail = how.into();
+        if let Some(proposer) = &self.proposer {
+            detail = format!("{detail}; proposed by {proposer}");
+        }
         self.log
-            .append(AuditRecord::approved(self.plan).with_detail(how))?;
+            .append(AuditRecord::approved(self.plan).with_detail(detail))?;
         Ok(Approved {
             plan: self.plan,
             log: self.log,

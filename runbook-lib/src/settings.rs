@@ -37,10 +37,11 @@ pub enum SettingKey {
     AuditSink,
     MemberRole,
     ExternalId,
+    Identity,
 }
 
 impl SettingKey {
-    pub const ALL: [SettingKey; 13] = [
+    pub const ALL: [SettingKey; 14] = [
         SettingKey::Backend,
         SettingKey::Region,
         SettingKey::Profile,
@@ -54,6 +55,7 @@ impl SettingKey {
         SettingKey::AuditSink,
         SettingKey::MemberRole,
         SettingKey::ExternalId,
+        SettingKey::Identity,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +73,7 @@ impl SettingKey {
             SettingKey::AuditSink => "audit_sink",
             SettingKey::MemberRole => "member_role",
             SettingKey::ExternalId => "external_id",
+            SettingKey::Identity => "identity",
         }
     }
 
@@ -100,6 +103,9 @@ impl SettingKey {
             SettingKey::ExternalId => {
                 "the external id the member role's trust policy requires (default: none)"
             }
+            SettingKey::Identity => {
+                "who you are in the sandbox, for the audit and the two-person rule (on AWS the STS caller is used)"
+            }
         }
     }
 
@@ -117,7 +123,7 @@ impl SettingKey {
                 "a Bedrock Knowledge Base id (10 upper-case letters or digits) or a folder path"
                     .into()
             }
-            SettingKey::Approval => "interactive or allow-yes".into(),
+            SettingKey::Approval => "interactive, allow-yes or two-person".into(),
             SettingKey::MaxToolRounds => {
                 format!("a whole number from 1 to {MAX_TOOL_ROUNDS_LIMIT}")
             }
@@ -134,6 +140,7 @@ impl SettingKey {
             SettingKey::ExternalId => {
                 "none, or 2-1224 of A-Z a-z 0-9 + = , . @ : / _ - (STS's ExternalId)".into()
             }
+            SettingKey::Identity => "a name: 1-64 of A-Z a-z 0-9 + = , . @ _ -".into(),
         }
     }
 
@@ -142,7 +149,7 @@ impl SettingKey {
         match self {
             SettingKey::Backend => &["sandbox", "aws", "auto"],
             SettingKey::Lang => &["en", "ja"],
-            SettingKey::Approval => &["interactive", "allow-yes"],
+            SettingKey::Approval => &["interactive", "allow-yes", "two-person"],
             SettingKey::Model => &[DEFAULT_MODEL, CATALOG_MODEL],
             SettingKey::Region => &[
                 "us-east-1",
@@ -218,6 +225,8 @@ pub enum ApprovalMode {
     Interactive,
     /// `--yes` on the line approves when the frontend has no stdin.
     AllowYes,
+    /// As interactive, and the approver must not be who proposed the plan.
+    TwoPerson,
 }
 
 /// Where a setting's current value came from.
@@ -284,6 +293,8 @@ pub struct Settings {
     /// The role, by name (with its path, if any), assumed in a member account.
     pub member_role: String,
     pub external_id: Option<String>,
+    /// The sandbox's name for who is acting (the audit's actor).
+    pub identity: Option<String>,
     env: Vec<(SettingKey, String)>,
     sources: Vec<(SettingKey, Source)>,
 }
@@ -304,6 +315,7 @@ impl Default for Settings {
             audit_sink: None,
             member_role: DEFAULT_MEMBER_ROLE.to_string(),
             external_id: None,
+            identity: None,
             env: Vec::new(),
             sources: Vec::new(),
         }
@@ -459,6 +471,7 @@ impl Settings {
             SettingKey::AuditSink => self.audit_sink.clone_from(&other.audit_sink),
             SettingKey::MemberRole => self.member_role.clone_from(&other.member_role),
             SettingKey::ExternalId => self.external_id.clone_from(&other.external_id),
+            SettingKey::Identity => self.identity.clone_from(&other.identity),
         }
     }
 
@@ -514,6 +527,7 @@ impl Settings {
                 self.approval = match value.to_ascii_lowercase().as_str() {
                     "interactive" => ApprovalMode::Interactive,
                     "allow-yes" | "allow_yes" => ApprovalMode::AllowYes,
+                    "two-person" | "two_person" => ApprovalMode::TwoPerson,
                     _ => return Err(invalid()),
                 }
             }
@@ -557,6 +571,17 @@ impl Settings {
                     return Err(invalid());
                 }
             }
+            SettingKey::Identity => {
+                if value.is_empty()
+                    || value.len() > 64
+                    || !value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+                {
+                    return Err(invalid());
+                }
+                self.identity = Some(value.to_string());
+            }
         }
         Ok(())
     }
@@ -578,6 +603,7 @@ impl Settings {
             SettingKey::Approval => match self.approval {
                 ApprovalMode::Interactive => "interactive",
                 ApprovalMode::AllowYes => "allow-yes",
+                ApprovalMode::TwoPerson => "two-person",
             }
             .to_string(),
             SettingKey::MaxToolRounds => self.max_tool_rounds.to_string(),
@@ -592,6 +618,7 @@ impl Settings {
                 .external_id
                 .clone()
                 .unwrap_or_else(|| "none".to_string()),
+            SettingKey::Identity => self.identity.clone().unwrap_or_default(),
         }
     }
 

@@ -77,7 +77,7 @@ pub async fn run(args: RecoverArgs, cx: &mut Context<'_>) -> Result<(), MagicErr
             detail: "an action drifted or could not be read".to_string(),
         }));
     }
-    let pending = workflow::open_approval(cx, &plan, cloud.as_ref()).await?;
+    let pending = workflow::open_approval(cx, &plan).await?;
     let actor = pending.actor().to_string();
     let mut approved = match workflow::decide(cx, pending, args.yes, Some(choice), &handle).await? {
         Decision::Approved(approved) => approved,
