@@ -28,7 +28,14 @@ fn main() {
     let mut bytes = 0;
     for _ in 0..RUNS {
         let started = Instant::now();
-        let table = listing(&findings, "any severity", &info, &organisation, false);
+        let table = listing(
+            &findings,
+            "any severity",
+            &info,
+            &organisation,
+            false,
+            runbook::settings::Lang::En,
+        );
         let chart = severity_chart(&findings);
         let wire = serde_json::to_vec(&serde_json::Value::Object(table.to_mime_map()))
             .unwrap_or_default()

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::context::{Context, ErrorKind, MagicError};
 use crate::output::Output;
+use crate::render::text::Text;
 use crate::render::{Bundle, html};
 
 /// Show the audit trail: who approved what, each action with its before/after state, rollbacks and finding updates
@@ -75,6 +76,10 @@ pub fn run(args: AuditArgs, cx: &Context<'_>) -> Result<(), MagicError> {
         report = report.for_plan(plan);
     }
     report = report.last(args.last.map_or(DEFAULT_LAST, |n| n as usize));
+    let shown = match cx.settings().lang {
+        runbook::settings::Lang::En => None,
+        lang => Some(Text::AuditHeading.fill(lang, &[&report.records.len(), &path.display()])),
+    };
     let mut plain = format!(
         "Audit trail {} — {} record(s) shown{}\n",
         path.display(),
@@ -85,17 +90,21 @@ pub fn run(args: AuditArgs, cx: &Context<'_>) -> Result<(), MagicError> {
             " (no file yet: nothing has been recorded)"
         }
     );
+    if let Some(heading) = shown {
+        plain = format!("{heading}\n{plain}");
+    }
+    let lang = cx.settings().lang;
     let mut table = html::Table::new(
         "runbook-audit",
         &[
             "#",
-            "Time",
-            "Event",
-            "Plan",
-            "Actor",
-            "Account / region",
-            "Action",
-            "Detail",
+            Text::ColTime.get(lang),
+            Text::ColEvent.get(lang),
+            Text::ColPlan.get(lang),
+            Text::ColActor.get(lang),
+            Text::ColAccountRegion.get(lang),
+            Text::ColAction.get(lang),
+            Text::ColDetail.get(lang),
         ],
     );
     for r in &report.records {

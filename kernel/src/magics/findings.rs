@@ -172,7 +172,14 @@ pub async fn run(args: FindingsArgs, cx: &mut Context<'_>) -> Result<(), MagicEr
     let organisation = cx.cancellable(connected.cloud.organisation()).await?;
     out.update(
         &handle,
-        render::listing(&findings, &filter_text, &info, &organisation, limited),
+        render::listing(
+            &findings,
+            &filter_text,
+            &info,
+            &organisation,
+            limited,
+            cx.settings().lang,
+        ),
     );
     if !findings.is_empty() {
         out.display(render::severity_chart(&findings));

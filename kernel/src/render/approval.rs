@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 
 use super::Bundle;
 use super::html::{self, Cell, Table};
+use super::text::Text;
+use runbook::settings::Lang;
 
 fn compact(value: &Value) -> String {
     serde_json::to_string(value).unwrap_or_default()
@@ -16,15 +18,23 @@ fn compact(value: &Value) -> String {
 /// `plan-… — EC2.19 · 222222222222 (workload) in us-east-1`; `account` is the
 /// account's label with its name, when known.
 fn heading(plan: &RemediationPlan, account: &str) -> String {
-    format!(
-        "{} — {} · {account} in {}",
-        plan.id, plan.control_id, plan.region
+    Text::PlanHeading.fill(
+        plan.lang,
+        &[&plan.id, &plan.control_id, &account, &plan.region],
     )
 }
 
 fn actions_table(plan: &RemediationPlan) -> (String, String) {
     let mut plain = String::new();
-    let mut table = Table::new("runbook-approve", &["#", "Action", "What it does"]);
+    let lang = plan.lang;
+    let mut table = Table::new(
+        "runbook-approve",
+        &[
+            "#",
+            Text::ColAction.get(lang),
+            Text::ColWhatItDoes.get(lang),
+        ],
+    );
     for (i, a) in plan.actions.iter().enumerate() {
         let describe = a.describe(plan.lang);
         plain.push_str(&format!("  {}. {} — {describe}\n", i + 1, a.name()));
@@ -40,9 +50,9 @@ fn actions_table(plan: &RemediationPlan) -> (String, String) {
 /// The plan as the approver sees it before answering.
 pub fn request(plan: &RemediationPlan, account: &str, dry_run: bool) -> Bundle {
     let what = if dry_run {
-        "Dry run (nothing will change)"
+        Text::DryRunAhead.get(plan.lang)
     } else {
-        "Approval needed"
+        Text::ApprovalNeeded.get(plan.lang)
     };
     let (rows, table) = actions_table(plan);
     let plain = format!("{what}: {}\n{rows}", heading(plan, account));
@@ -59,7 +69,7 @@ pub fn request(plan: &RemediationPlan, account: &str, dry_run: bool) -> Bundle {
 }
 
 pub fn refused(plan: &RemediationPlan, reason: &str) -> Bundle {
-    let plain = format!("Not approved: {} — {reason}", plan.id);
+    let plain = Text::NotApproved.fill(plan.lang, &[&plan.id, &reason]);
     Bundle::html(
         plain.clone(),
         format!("<p><strong>{}</strong></p>", html::text(&plain)),
@@ -68,11 +78,7 @@ pub fn refused(plan: &RemediationPlan, reason: &str) -> Bundle {
 }
 
 pub fn already_done(plan: &RemediationPlan, audit: &Path) -> Bundle {
-    let plain = format!(
-        "{} already ran successfully (see the audit trail in {}); nothing was changed.",
-        plan.id,
-        audit.display()
-    );
+    let plain = Text::AlreadyRan.fill(plan.lang, &[&plan.id, &audit.display()]);
     Bundle::html(
         plain.clone(),
         format!("<p>{}</p>", html::text(&plain)),
@@ -85,13 +91,20 @@ pub fn dry_run(
     account: &str,
     checks: &[Result<Precheck, String>],
 ) -> Bundle {
+    let lang = plan.lang;
     let mut plain = format!(
-        "Dry run of {} — nothing was changed.\n",
-        heading(plan, account)
+        "{}\n",
+        Text::DryRunOf.fill(lang, &[&heading(plan, account)])
     );
     let mut table = Table::new(
         "runbook-dry-run",
-        &["#", "Action", "Now", "Would become", "Note"],
+        &[
+            "#",
+            Text::ColAction.get(lang),
+            Text::ColNow.get(lang),
+            Text::ColWouldBecome.get(lang),
+            Text::ColNote.get(lang),
+        ],
     );
     for (i, (a, check)) in plan.actions.iter().zip(checks).enumerate() {
         let (now, after, note) = match check {
@@ -99,12 +112,16 @@ pub fn dry_run(
                 compact(&p.current),
                 compact(&p.expected),
                 match (&p.drift, p.already_done) {
-                    (Some(d), _) => format!("drift: {d}"),
-                    (None, true) => "already in place: no-op".to_string(),
-                    (None, false) => "would change".to_string(),
+                    (Some(d), _) => Text::NoteDrift.fill(lang, &[d]),
+                    (None, true) => Text::NoteAlreadyInPlace.get(lang).to_string(),
+                    (None, false) => Text::NoteWouldChange.get(lang).to_string(),
                 },
             ),
-            Err(e) => (format!("could not read: {e}"), String::new(), String::new()),
+            Err(e) => (
+                Text::NoteUnreadable.fill(lang, &[e]),
+                String::new(),
+                String::new(),
+            ),
         };
         plain.push_str(&format!(
             "  {}. {} — {note}\n     now: {now}\n     after: {after}\n",
@@ -121,10 +138,7 @@ pub fn dry_run(
     }
     let rich = format!(
         "<div class=\"runbook-dry-run\"><p><strong>{}</strong></p>{}</div>",
-        html::text(&format!(
-            "Dry run of {} — nothing was changed.",
-            heading(plan, account)
-        )),
+        html::text(&Text::DryRunOf.fill(lang, &[&heading(plan, account)])),
         table.render()
     );
     let checks_json = super::plan::prechecks_json(checks);
@@ -135,75 +149,65 @@ pub fn dry_run(
     )
 }
 
-fn state_label(state: &StepState) -> &'static str {
+fn state_label(state: &StepState, lang: Lang) -> &'static str {
     match state {
-        StepState::Pending => "pending",
-        StepState::Running => "running…",
-        StepState::Done => "applied and verified",
-        StepState::NoOp => "already in place (no-op)",
-        StepState::Failed => "failed",
-        StepState::RolledBack => "rolled back",
+        StepState::Pending => Text::StatePending,
+        StepState::Running => Text::StateRunning,
+        StepState::Done => Text::StateDone,
+        StepState::NoOp => Text::StateNoOp,
+        StepState::Failed => Text::StateFailed,
+        StepState::RolledBack => Text::StateRolledBack,
     }
+    .get(lang)
 }
 
-fn outcome_text(report: &ExecutionReport) -> String {
+fn outcome_text(report: &ExecutionReport, lang: Lang) -> String {
     match &report.outcome {
-        Outcome::Running => "Running…".to_string(),
+        Outcome::Running => Text::OutcomeRunning.get(lang).to_string(),
         Outcome::Succeeded => {
             let finding = match &report.finding_update {
                 Some(Ok(u)) if u.unprocessed.is_empty() => {
-                    "the finding is marked RESOLVED with a note naming the plan".to_string()
+                    Text::FindingResolved.get(lang).to_string()
                 }
-                Some(Ok(u)) => format!(
-                    "the finding update was refused for {} finding(s): {}",
-                    u.unprocessed.len(),
-                    u.unprocessed
-                        .iter()
-                        .map(|x| format!("{} ({})", x.error_code, x.error_message))
-                        .collect::<Vec<_>>()
-                        .join("; ")
+                Some(Ok(u)) => Text::FindingUpdateRefused.fill(
+                    lang,
+                    &[
+                        &u.unprocessed.len(),
+                        &u.unprocessed
+                            .iter()
+                            .map(|x| format!("{} ({})", x.error_code, x.error_message))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    ],
                 ),
-                Some(Err(e)) => format!("the change holds, but updating the finding failed: {e}"),
+                Some(Err(e)) => Text::FindingUpdateFailed.fill(lang, &[e]),
                 None => String::new(),
             };
-            format!("Done: every action applied and verified; {finding}.")
+            Text::OutcomeDone.fill(lang, &[&finding])
         }
-        Outcome::AlreadyInPlace => {
-            "Nothing to do: every action's intended state already holds; nothing was changed."
-                .to_string()
-        }
-        Outcome::Drifted { detail } => format!(
-            "Stopped before any change: the live state drifted since the plan was made ({detail})."
-        ),
+        Outcome::AlreadyInPlace => Text::OutcomeNothingToDo.get(lang).to_string(),
+        Outcome::Drifted { detail } => Text::OutcomeDrifted.fill(lang, &[detail]),
         Outcome::Failed {
             index,
             error,
             rollback_errors,
         } => {
-            let mut t = format!("Action {} failed: {error}. ", index + 1);
-            if rollback_errors.is_empty() {
-                t.push_str("Everything applied before it was rolled back.");
+            let failed = Text::OutcomeActionFailed.fill(lang, &[&(index + 1), error]);
+            let after = if rollback_errors.is_empty() {
+                Text::RolledBackBefore.get(lang).to_string()
             } else {
-                t.push_str(&format!(
-                    "Rollback problems: {}",
-                    rollback_errors.join("; ")
-                ));
-            }
-            t
+                Text::RollbackProblems.fill(lang, &[&rollback_errors.join("; ")])
+            };
+            format!("{failed} {after}")
         }
         Outcome::Cancelled { rollback_errors } => {
             if rollback_errors.is_empty() {
-                "Interrupted between actions: what had been applied was rolled back.".to_string()
+                Text::OutcomeInterrupted.get(lang).to_string()
             } else {
-                format!(
-                    "Interrupted; rollback problems: {}",
-                    rollback_errors.join("; ")
-                )
+                Text::OutcomeInterruptedProblems.fill(lang, &[&rollback_errors.join("; ")])
             }
         }
-        Outcome::JournalFailed { error } => {
-            format!("Stopped: the audit trail could not be written ({error}).")
-        }
+        Outcome::JournalFailed { error } => Text::OutcomeJournalFailed.fill(lang, &[error]),
     }
 }
 
@@ -214,14 +218,22 @@ pub fn progress(
     report: &ExecutionReport,
     actor: &str,
 ) -> Bundle {
-    let outcome = outcome_text(report);
-    let mut plain = format!("{}\nApproved by {actor}\n", heading(plan, account));
+    let lang = plan.lang;
+    let outcome = outcome_text(report, lang);
+    let approved_by = Text::ApprovedBy.fill(lang, &[&actor]);
+    let mut plain = format!("{}\n{approved_by}\n", heading(plan, account));
     let mut table = Table::new(
         "runbook-run",
-        &["#", "Action", "What it does", "State", "Error"],
+        &[
+            "#",
+            Text::ColAction.get(lang),
+            Text::ColWhatItDoes.get(lang),
+            Text::ColState.get(lang),
+            Text::ColError.get(lang),
+        ],
     );
     for step in &report.steps {
-        let state = state_label(&step.state);
+        let state = state_label(&step.state, lang);
         plain.push_str(&format!(
             "  {}. {} — {state}\n",
             step.index + 1,
@@ -239,7 +251,7 @@ pub fn progress(
     let rich = format!(
         "<div class=\"runbook-run\"><p><strong>{}</strong> · {}</p>{}<p><strong>{}</strong></p></div>",
         html::text(&heading(plan, account)),
-        html::text(&format!("approved by {actor}")),
+        html::text(&approved_by),
         table.render(),
         html::text(&outcome)
     );
@@ -256,16 +268,22 @@ pub fn rollback_request(
     account: &str,
     undo: &[runbook::execute::Undo],
 ) -> Bundle {
-    let mut plain = format!("Rollback needs approval: {}\n", heading(plan, account));
+    let lang = plan.lang;
+    let title = Text::RollbackNeedsApproval.get(lang);
+    let mut plain = format!("{title}: {}\n", heading(plan, account));
     let mut table = Table::new(
         "runbook-rollback",
-        &["Undoes action", "Inverse", "What it does"],
+        &[
+            Text::ColUndoes.get(lang),
+            Text::ColInverse.get(lang),
+            Text::ColWhatItDoes.get(lang),
+        ],
     );
     for u in undo {
         let describe = u.inverse.describe(plan.lang);
         plain.push_str(&format!(
-            "  action {}: {} — {describe}\n",
-            u.index + 1,
+            "  {}: {} — {describe}\n",
+            Text::UndoesActionN.fill(lang, &[&(u.index + 1)]),
             u.inverse.name()
         ));
         table.row(vec![
@@ -276,7 +294,7 @@ pub fn rollback_request(
     }
     let rich = format!(
         "<div class=\"runbook-rollback\"><p><strong>{}</strong>: <code>{}</code></p>{}</div>",
-        html::text("Rollback needs approval"),
+        html::text(title),
         html::text(&heading(plan, account)),
         table.render()
     );

@@ -8,7 +8,9 @@ use runbook::finding::Finding;
 use serde_json::{Value, json};
 
 use super::html::{self, Cell, Table};
+use super::text::Text;
 use super::{Bundle, SafeMarkdown, VEGA_LITE_MIME};
+use runbook::settings::Lang;
 
 /// Rows shown at most; the rest stay in the listing, reachable by number or filters.
 pub const MAX_ROWS: usize = 200;
@@ -84,24 +86,28 @@ pub fn listing(
     backend: &BackendInfo,
     organisation: &Organisation,
     limited: bool,
+    lang: Lang,
 ) -> Bundle {
     let counts = counts(findings);
     let shown = &findings[..findings.len().min(MAX_ROWS)];
     let source = format!("{} · {}", backend.kind, backend.region);
-    let mut heading = format!(
-        "{} finding{} ({source}) — {filter_text}",
-        findings.len(),
-        if findings.len() == 1 { "" } else { "s" }
-    );
+    let mut heading = Text::FindingsHeading.fill(lang, &[&findings.len(), &source, &filter_text]);
     if limited {
-        heading.push_str(" — limited; use --limit N or --all for more");
+        heading.push_str(Text::FindingsLimited.get(lang));
     }
     let mut plain = format!("{heading}\n{}\n", counts_text(&counts));
     let mut table = Table::new(
         "runbook-findings",
         &[
-            "#", "Severity", "Control", "Title", "Resource", "Account", "Region", "Workflow",
-            "Updated",
+            "#",
+            Text::ColSeverity.get(lang),
+            Text::ColControl.get(lang),
+            Text::ColTitle.get(lang),
+            Text::ColResource.get(lang),
+            Text::ColAccount.get(lang),
+            Text::ColRegion.get(lang),
+            Text::ColWorkflow.get(lang),
+            Text::ColUpdated.get(lang),
         ],
     );
     let mut rows = Vec::with_capacity(shown.len());
@@ -159,21 +165,18 @@ pub fn listing(
         rich.push_str(&format!("<p>{}</p>", html::text(why)));
     }
     if findings.is_empty() {
-        rich.push_str("<p>No findings match.</p>");
-        plain.push_str("No findings match.\n");
+        let none = Text::FindingsNoneMatch.get(lang);
+        rich.push_str(&format!("<p>{}</p>", html::text(none)));
+        plain.push_str(&format!("{none}\n"));
     } else {
         rich.push_str(&table.render());
     }
     if findings.len() > shown.len() {
-        let more = format!(
-            "Showing the first {} of {}. %finding N opens any of them; filters narrow the list.",
-            shown.len(),
-            findings.len()
-        );
+        let more = Text::FindingsShowingFirst.fill(lang, &[&shown.len(), &findings.len()]);
         plain.push_str(&more);
         rich.push_str(&format!("<p>{}</p>", html::text(&more)));
     } else if !findings.is_empty() {
-        let hint = "%finding N shows one in full; %summarize N and %remediate N act on it.";
+        let hint = Text::FindingsHint.get(lang);
         plain.push_str(hint);
         rich.push_str(&format!("<p><em>{}</em></p>", html::text(hint)));
     }

@@ -10,6 +10,7 @@ pub mod kb;
 pub mod markdown;
 pub mod plan;
 pub mod recover;
+pub mod text;
 
 use serde_json::Value;
 

@@ -6,6 +6,7 @@ use runbook::settings::Lang;
 use serde_json::{Value, json};
 
 use super::html::{self, Cell, Table};
+use super::text::Text;
 use super::{Bundle, markdown};
 
 /// One action's precheck, or why it could not be read.
@@ -95,7 +96,14 @@ pub fn plan(
     );
     let mut actions = Table::new(
         "runbook-plan-actions",
-        &["#", "Action", "What it does", state_h, "After", "Note"],
+        &[
+            "#",
+            Text::ColAction.get(plan.lang),
+            Text::ColWhatItDoes.get(plan.lang),
+            state_h,
+            Text::ColAfter.get(plan.lang),
+            Text::ColNote.get(plan.lang),
+        ],
     );
     for (i, action) in plan.actions.iter().enumerate() {
         let (now, after, note) = match prechecks.get(i) {

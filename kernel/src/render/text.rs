@@ -1,0 +1,148 @@
+//! The words the kernel shows around results, in English and Japanese. Each
+//! message is written once here in both languages (the macro takes no message
+//! without both), with numbered holes `{0}`, `{1}` for ids and values, which
+//! stay as they are in either language. A test checks every message.
+
+use runbook::settings::Lang;
+
+macro_rules! texts {
+    ($($name:ident => $en:literal, $ja:literal;)+) => {
+        /// A message shown to users; [`Text::fill`] gives it in a language.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Text { $($name,)+ }
+
+        impl Text {
+            pub const ALL: &'static [Text] = &[$(Text::$name,)+];
+
+            pub fn en(self) -> &'static str {
+                match self { $(Text::$name => $en,)+ }
+            }
+
+            pub fn ja(self) -> &'static str {
+                match self { $(Text::$name => $ja,)+ }
+            }
+        }
+    };
+}
+
+texts! {
+    ApprovalNeeded => "Approval needed", "承認が必要です";
+    DryRunAhead => "Dry run (nothing will change)", "ドライラン (何も変更しません)";
+    DryRunOf => "Dry run of {0} — nothing was changed.", "{0} のドライラン — 何も変更していません。";
+    NotApproved => "Not approved: {0} — {1}", "承認されませんでした: {0} — {1}";
+    AlreadyRan => "{0} already ran successfully (see the audit trail in {1}); nothing was changed.", "{0} は既に正常に実行されています (監査証跡 {1} を参照)。何も変更していません。";
+    PlanHeading => "{0} — {1} · {2} in {3}", "{0} — {1} · {2} ({3} リージョン)";
+    ApprovedBy => "Approved by {0}", "承認者: {0}";
+    RollbackNeedsApproval => "Rollback needs approval", "ロールバックには承認が必要です";
+    UndoesActionN => "action {0}", "アクション {0}";
+    StatePending => "pending", "待機中";
+    StateRunning => "running…", "実行中…";
+    StateDone => "applied and verified", "適用・検証済み";
+    StateNoOp => "already in place (no-op)", "既に適用済み (変更なし)";
+    StateFailed => "failed", "失敗";
+    StateRolledBack => "rolled back", "ロールバック済み";
+    OutcomeRunning => "Running…", "実行中…";
+    OutcomeDone => "Done: every action applied and verified; {0}.", "完了: すべてのアクションを適用し、検証しました。{0}。";
+    FindingResolved => "the finding is marked RESOLVED with a note naming the plan", "検出結果をプラン ID を記したメモとともに RESOLVED にしました";
+    FindingUpdateRefused => "the finding update was refused for {0} finding(s): {1}", "{0} 件の検出結果の更新が拒否されました: {1}";
+    FindingUpdateFailed => "the change holds, but updating the finding failed: {0}", "変更は適用済みですが、検出結果の更新に失敗しました: {0}";
+    OutcomeNothingToDo => "Nothing to do: every action's intended state already holds; nothing was changed.", "対応不要: すべてのアクションの目標状態が既に満たされています。何も変更していません。";
+    OutcomeDrifted => "Stopped before any change: the live state drifted since the plan was made ({0}).", "変更前に停止しました: プラン作成後に実際の状態が変わっています ({0})。";
+    OutcomeActionFailed => "Action {0} failed: {1}.", "アクション {0} が失敗しました: {1}。";
+    RolledBackBefore => "Everything applied before it was rolled back.", "それまでに適用した変更はすべてロールバックしました。";
+    RollbackProblems => "Rollback problems: {0}", "ロールバックの問題: {0}";
+    OutcomeInterrupted => "Interrupted between actions: what had been applied was rolled back.", "アクションの間で中断しました。適用済みの変更はロールバックしました。";
+    OutcomeInterruptedProblems => "Interrupted; rollback problems: {0}", "中断しました。ロールバックの問題: {0}";
+    OutcomeJournalFailed => "Stopped: the audit trail could not be written ({0}).", "停止しました: 監査証跡に書き込めませんでした ({0})。";
+    NoteDrift => "drift: {0}", "ドリフト: {0}";
+    NoteAlreadyInPlace => "already in place: no-op", "適用済み: 変更なし";
+    NoteWouldChange => "would change", "変更あり";
+    NoteUnreadable => "could not read: {0}", "読み取れませんでした: {0}";
+    ColAction => "Action", "アクション";
+    ColWhatItDoes => "What it does", "内容";
+    ColState => "State", "状態";
+    ColError => "Error", "エラー";
+    ColNow => "Now", "現在";
+    ColWouldBecome => "Would become", "変更後";
+    ColNote => "Note", "備考";
+    ColUndoes => "Undoes action", "取り消すアクション";
+    ColInverse => "Inverse", "逆操作";
+    ColAfter => "After", "変更後";
+    FindingsHeading => "{0} finding(s) ({1}) — {2}", "検出結果 {0} 件 ({1}) — {2}";
+    FindingsLimited => " — limited; use --limit N or --all for more", " — 件数を制限しています。--limit N または --all で増やせます";
+    FindingsNoneMatch => "No findings match.", "条件に一致する検出結果はありません。";
+    FindingsShowingFirst => "Showing the first {0} of {1}. %finding N opens any of them; filters narrow the list.", "{1} 件中、最初の {0} 件を表示しています。%finding N でどれでも開けます。フィルターで絞り込めます。";
+    FindingsHint => "%finding N shows one in full; %summarize N and %remediate N act on it.", "%finding N で詳細を表示し、%summarize N と %remediate N で対応します。";
+    ColSeverity => "Severity", "重要度";
+    ColControl => "Control", "コントロール";
+    ColTitle => "Title", "タイトル";
+    ColResource => "Resource", "リソース";
+    ColAccount => "Account", "アカウント";
+    ColRegion => "Region", "リージョン";
+    ColWorkflow => "Workflow", "ワークフロー";
+    ColUpdated => "Updated", "更新日時";
+    AuditHeading => "{0} audit record(s) in {1}", "{1} の監査レコード {0} 件";
+    ColTime => "Time", "日時";
+    ColEvent => "Event", "イベント";
+    ColPlan => "Plan", "プラン";
+    ColActor => "Actor", "実行者";
+    ColAccountRegion => "Account / region", "アカウント / リージョン";
+    ColDetail => "Detail", "詳細";
+}
+
+impl Text {
+    pub fn template(self, lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => self.en(),
+            Lang::Ja => self.ja(),
+        }
+    }
+
+    /// The message in `lang`, with `{0}`, `{1}`, ... replaced by `values`.
+    pub fn fill(self, lang: Lang, values: &[&dyn std::fmt::Display]) -> String {
+        let mut text = self.template(lang).to_string();
+        for (i, value) in values.iter().enumerate() {
+            text = text.replace(&format!("{{{i}}}"), &value.to_string());
+        }
+        text
+    }
+
+    /// The message in `lang`, for messages without holes.
+    pub fn get(self, lang: Lang) -> &'static str {
+        self.template(lang)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holes(text: &str) -> Vec<usize> {
+        let mut found: Vec<usize> = (0..10)
+            .filter(|i| text.contains(&format!("{{{i}}}")))
+            .collect();
+        found.sort_unstable();
+        found
+    }
+
+    #[test]
+    fn every_message_is_translated_with_the_same_holes() {
+        for text in Text::ALL {
+            let (en, ja) = (text.en(), text.ja());
+            assert!(!en.trim().is_empty(), "{text:?} has no English");
+            assert_ne!(en, ja, "{text:?} is not translated");
+            assert!(
+                ja.chars().any(|c| ('\u{3040}'..='\u{30ff}').contains(&c)
+                    || ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                "{text:?}: the Japanese text has no Japanese in it: {ja}"
+            );
+            assert_eq!(
+                holes(en),
+                holes(ja),
+                "{text:?}: en and ja fill different holes"
+            );
+            let filled = text.fill(Lang::Ja, &[&"a", &"b", &"c", &"d"]);
+            assert!(!filled.contains('{'), "{text:?}: a hole was left: {filled}");
+        }
+    }
+}
