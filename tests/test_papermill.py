@@ -143,3 +143,23 @@ def test_papermill_on_the_aws_path_acts_on_the_injected_control(tmp_path):
         detectors = boto3.client("guardduty", **moto.client_kwargs()).list_detectors()["DetectorIds"]
         assert detectors, "the GuardDuty.1 plan created a detector in moto"
         assert json.dumps(nb.cells[2].source) and "%set control=GuardDuty.1" in nb.cells[3].source
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_papermill_runs_every_notebook_on_the_aws_path(path, tmp_path):
+    """With the catalog as advisor and each notebook's own seeding (as in
+    test_notebooks_aws.py), and a parameter every notebook accepts."""
+    import test_notebooks_aws as aws_runs
+
+    find_kernelspec()
+    spec = aws_runs.AWS_RUNS.get(path.name, aws_runs.AwsRun())
+    with MotoServer() as moto, SecurityHubServer(rate=None) as hub:
+        world = aws_runs.World(moto, hub, None, seed_account(moto, hub), copy_notebooks(tmp_path), tmp_path / "audit.jsonl")
+        if spec.seed:
+            spec.seed(world)
+        env = kernel_env(tmp_path, **aws_kernel_env(moto, hub))  # the catalog advises
+        nb = run_papermill(path, world.workdir, tmp_path / "out.ipynb", env, {"severity": "CRITICAL,HIGH"})
+        check_clean_run(nb)
+        for listing in listings(nb):
+            assert listing["backend"]["kind"] == "aws"
