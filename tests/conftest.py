@@ -497,8 +497,9 @@ def audit_path(kernel: Kernel) -> Path:
 BEDROCK_MODEL = "global.anthropic.claude-sonnet-4-6"
 
 
-def bedrock_env(server: br.BedrockServer, **extra: str) -> dict[str, str]:
-    """A sandbox kernel whose model is Claude on `server` (no real AWS settings)."""
+def model_env(**extra: str) -> dict[str, str]:
+    """A sandbox kernel whose model is Claude on Bedrock (no real AWS settings);
+    `extra` says where Bedrock is."""
     env = {
         "RUNBOOK_BACKEND": "sandbox",
         "RUNBOOK_MODEL": BEDROCK_MODEL,  # an explicit model makes the sandbox use Bedrock
@@ -509,11 +510,14 @@ def bedrock_env(server: br.BedrockServer, **extra: str) -> dict[str, str]:
         "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_MAX_ATTEMPTS": "2",
-        **server.env(),
     }
     env.update(extra)
     return env
+
+
+def bedrock_env(server: br.BedrockServer, **extra: str) -> dict[str, str]:
+    """A sandbox kernel whose model is Claude on `server`."""
+    return model_env(AWS_MAX_ATTEMPTS="2", **{**server.env(), **extra})
 
 
 @pytest.fixture

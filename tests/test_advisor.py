@@ -3,7 +3,6 @@ through the real AWS SDK for Rust against the local Bedrock server."""
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import time
@@ -20,6 +19,7 @@ from conftest import (
     hostile_rule_ids,
     last_bundle,
     listing_number,
+    model_env,
     revoke_input,
 )
 from servers import bedrock as br
@@ -251,18 +251,7 @@ def closed_port_url() -> str:
 @pytest.mark.parametrize("magic", ["summarize", "remediate"])
 def test_unreachable_bedrock_fails_in_seconds_and_the_catalog_stands_in(kernel_factory, magic):
     url = closed_port_url()
-    env = {
-        "RUNBOOK_BACKEND": "sandbox",
-        "RUNBOOK_MODEL": MODEL,
-        "RUNBOOK_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": url,
-    }
+    env = model_env(AWS_ENDPOINT_URL_BEDROCK_RUNTIME=url)
     kernel = kernel_factory(**env)
     n = listing_number(kernel, ec2_19_hostile)
     started = time.monotonic()

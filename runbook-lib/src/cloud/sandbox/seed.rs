@@ -209,24 +209,7 @@ fn security_account() -> AccountState {
         trails: Vec::new(),
         config_recording: true,
     };
-    AccountState {
-        id: account_id(SECURITY_ACCOUNT),
-        alias: "security".to_string(),
-        member_role: true,
-        password_policy: Some(PasswordPolicy {
-            minimum_password_length: 14,
-            require_symbols: true,
-            require_numbers: true,
-            require_uppercase_characters: true,
-            require_lowercase_characters: true,
-            allow_users_to_change_password: true,
-            max_password_age: Some(90),
-            password_reuse_prevention: Some(24),
-            hard_expiry: false,
-        }),
-        s3_public_access_block: PublicAccessBlock::ALL_ON,
-        regions: vec![us, tokyo],
-    }
+    well_run_account(SECURITY_ACCOUNT, "security", true, vec![us, tokyo])
 }
 
 fn workload_account() -> AccountState {
