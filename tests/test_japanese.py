@@ -48,11 +48,18 @@ def test_a_japanese_run_shows_no_english_catalog_text(kernel):
     for code in (
         "%config lang=ja",
         "%findings --control EC2.13",
+        "%finding 1",
         "%remediate 1",
         "%approve last --dry-run",
         "%approve last --yes",
         "%findings --control EC2.13",
         "%audit --last 5",
+        "%accounts",
+        "%set",
+        "%set region_name=us-east-1",
+        "%config lang",
+        "%help",
+        "%sleep 0",
     ):
         res = kernel.ok(code)
         shown.extend(d.get("text/plain", "") + d.get("text/html", "") for d in final_displays(res))
@@ -60,7 +67,7 @@ def test_a_japanese_run_shows_no_english_catalog_text(kernel):
     leaks = {name: f for name, fragments in english_fragments().items() for f in fragments if f in text}
     assert not leaks, f"English shown with lang=ja: {leaks}"
     # ... and the Japanese is really there.
-    for name in ("StateDone", "OutcomeDone", "FindingsHint", "ColTime"):
+    for name in ("StateDone", "OutcomeDone", "FindingsHint", "ColTime", "AccountsHeading", "NoVariables", "MagicsHeading", "ColRecordState"):
         ja = catalog()[name][1]
         first = re.split(r"\{\d\}", ja)[0].strip()
         assert first and first in text, (name, first)

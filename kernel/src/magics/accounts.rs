@@ -11,6 +11,7 @@ use runbook::finding::FindingFilter;
 
 use crate::context::{Context, MagicError};
 use crate::render::accounts::{self as render, AccountRow};
+use crate::render::text::Text;
 
 /// List the organisation's accounts: name, status, open findings by severity, and whether the runbook can act in each (its member role can be assumed)
 #[derive(Debug, Parser)]
@@ -20,7 +21,8 @@ pub async fn run(_args: AccountsArgs, cx: &mut Context<'_>) -> Result<(), MagicE
     let out = cx.out;
     let connected = cx.cloud().await?;
     let cloud = connected.cloud.clone();
-    let handle = out.display(render::progress("Listing the organisation's accounts…"));
+    let lang = cx.settings().lang;
+    let handle = out.display(render::progress(Text::AccountsListing.get(lang)));
     let organisation = cx.cancellable(cloud.organisation()).await?;
 
     let open_filter = FindingFilter {
@@ -30,10 +32,7 @@ pub async fn run(_args: AccountsArgs, cx: &mut Context<'_>) -> Result<(), MagicE
     let mut counting = |p: runbook::cloud::FetchProgress| {
         out.update(
             &handle,
-            render::progress(&format!(
-                "Counting open findings… page {}, {} so far",
-                p.pages, p.findings
-            )),
+            render::progress(&Text::AccountsCounting.fill(lang, &[&p.pages, &p.findings])),
         );
     };
     let findings = cx
@@ -63,19 +62,12 @@ pub async fn run(_args: AccountsArgs, cx: &mut Context<'_>) -> Result<(), MagicE
     for (i, account) in accounts.into_iter().enumerate() {
         out.update(
             &handle,
-            render::progress(&format!(
-                "Checking the member role in account {} of {}…",
-                i + 1,
-                rows.capacity()
-            )),
+            render::progress(&Text::AccountsChecking.fill(lang, &[&(i + 1), &rows.capacity()])),
         );
         let access = match account.status {
             AccountStatus::Active => cx.cancellable(cloud.access(&account.id)).await?,
             _ => Access::Denied {
-                reason: format!(
-                    "the account is {}; nothing can be changed there",
-                    account.status.label()
-                ),
+                reason: Text::AccountSuspendedReason.fill(lang, &[&account.status.label()]),
             },
         };
         rows.push(AccountRow {
@@ -98,6 +90,7 @@ pub async fn run(_args: AccountsArgs, cx: &mut Context<'_>) -> Result<(), MagicE
             &rows,
             organisation.unavailable.as_deref(),
             &cx.settings().member_role,
+            lang,
         ),
     );
     Ok(())

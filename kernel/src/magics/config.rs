@@ -5,7 +5,9 @@ use runbook::settings::{SettingEntry, SettingKey};
 use serde_json::json;
 
 use crate::context::{Context, MagicError, Output};
+use crate::render::text::Text;
 use crate::render::{Bundle, html};
+use runbook::settings::Lang;
 
 fn keys_help() -> String {
     let mut text = String::from("Settings (environment variable in brackets):\n");
@@ -33,11 +35,23 @@ pub struct ConfigArgs {
     pub items: Vec<String>,
 }
 
-fn show(entries: &[SettingEntry], changed: &[SettingKey], notes: &[String], out: &dyn Output) {
+fn show(
+    entries: &[SettingEntry],
+    changed: &[SettingKey],
+    notes: &[String],
+    out: &dyn Output,
+    lang: Lang,
+) {
     let mut plain = String::new();
     let mut table = html::Table::new(
         "runbook-config",
-        &["Setting", "Value", "Source", "Environment", "Accepted"],
+        &[
+            Text::ColSetting.get(lang),
+            Text::ColValue.get(lang),
+            Text::ColSource.get(lang),
+            Text::ColEnvironment.get(lang),
+            Text::ColAccepted.get(lang),
+        ],
     );
     for e in entries {
         let marker = if changed.contains(&e.key) {
@@ -101,7 +115,7 @@ pub fn run(args: ConfigArgs, body: Option<&str>, cx: &mut Context<'_>) -> Result
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| MagicError::usage(e.to_string()))?;
         let entries: Vec<SettingEntry> = keys.iter().map(|k| session.settings.entry(*k)).collect();
-        show(&entries, &[], &[], out);
+        show(&entries, &[], &[], out, session.settings.lang);
         return Ok(());
     }
     // Validate every assignment on a copy first so a bad one changes nothing.
@@ -114,15 +128,16 @@ pub fn run(args: ConfigArgs, body: Option<&str>, cx: &mut Context<'_>) -> Result
         changed.push(key);
     }
     session.settings = updated;
+    let lang = session.settings.lang;
     let mut notes: Vec<String> = session
         .env_problems
         .iter()
-        .map(|p| format!("Ignored at start-up from the environment: {p}"))
+        .map(|p| Text::IgnoredFromEnv.fill(lang, &[p]))
         .collect();
     if let Some(connected) = session.clouds.current() {
-        notes.push(format!("Backend in use: {}", connected.reason));
+        notes.push(Text::BackendInUse.fill(lang, &[&connected.reason]));
     }
-    show(&session.settings.entries(), &changed, &notes, out);
+    show(&session.settings.entries(), &changed, &notes, out, lang);
     Ok(())
 }
 

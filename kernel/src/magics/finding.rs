@@ -16,6 +16,6 @@ pub struct FindingArgs {
 
 pub async fn run(args: FindingArgs, cx: &mut Context<'_>) -> Result<(), MagicError> {
     let finding = cx.resolve(&args.reference).await?;
-    cx.out.display(render::detail(&finding));
+    cx.out.display(render::detail(&finding, cx.settings().lang));
     Ok(())
 }

@@ -8,7 +8,9 @@ use runbook::finding::{AccountId, ComplianceStatus, ControlId, FindingFilter, Wo
 use serde_json::json;
 
 use crate::context::{Context, Listing, MagicError};
+use crate::render::text::Text;
 use crate::render::{Bundle, findings as render, html};
+use runbook::settings::Lang;
 
 pub const DEFAULT_LIMIT: usize = 50;
 /// How long a listing waits to learn the caller's account.
@@ -98,18 +100,13 @@ impl FindingsArgs {
     }
 }
 
-fn progress_bundle(backend: &str, p: Option<FetchProgress>) -> Bundle {
+fn progress_bundle(backend: &str, p: Option<FetchProgress>, lang: Lang) -> Bundle {
     let text = match p {
-        None => format!("Reading findings from {backend}…"),
+        None => Text::ReadingFindings.fill(lang, &[&backend]),
         Some(p) => {
-            let mut t = format!(
-                "Reading findings from {backend}… page {}, {} finding{} so far",
-                p.pages,
-                p.findings,
-                if p.findings == 1 { "" } else { "s" }
-            );
+            let mut t = Text::ReadingFindingsPage.fill(lang, &[&backend, &p.pages, &p.findings]);
             if p.unreadable > 0 {
-                t.push_str(&format!(" ({} could not be read)", p.unreadable));
+                t.push_str(&Text::ReadingUnreadable.fill(lang, &[&p.unreadable]));
             }
             t
         }
@@ -124,6 +121,7 @@ fn progress_bundle(backend: &str, p: Option<FetchProgress>) -> Bundle {
 pub async fn run(args: FindingsArgs, cx: &mut Context<'_>) -> Result<(), MagicError> {
     let out = cx.out;
     let filter = args.filter();
+    let lang = cx.settings().lang;
     let connected = cx.cloud().await?;
     // Who is asking, so the listing names the account (cached after the first
     // time); a slow or failing STS only leaves the account out.
@@ -135,11 +133,11 @@ pub async fn run(args: FindingsArgs, cx: &mut Context<'_>) -> Result<(), MagicEr
         .await?;
     let info = connected.describe();
     let source = format!("{} ({})", info.kind, info.region);
-    let handle = out.display(progress_bundle(&source, None));
+    let handle = out.display(progress_bundle(&source, None, lang));
     let mut last = None;
     let mut report = |p: FetchProgress| {
         last = Some(p);
-        out.update(&handle, progress_bundle(&source, Some(p)));
+        out.update(&handle, progress_bundle(&source, Some(p), lang));
     };
     let fetched = cx
         .cancellable(connected.cloud.get_findings(&filter, &mut report))
@@ -147,7 +145,7 @@ pub async fn run(args: FindingsArgs, cx: &mut Context<'_>) -> Result<(), MagicEr
     let findings = match fetched.and_then(|r| r.map_err(MagicError::from)) {
         Ok(findings) => findings,
         Err(error) => {
-            let text = format!("Reading findings failed: {}", error.evalue);
+            let text = Text::ReadingFailed.fill(lang, &[&error.evalue]);
             out.update(
                 &handle,
                 Bundle::html(
@@ -182,7 +180,7 @@ pub async fn run(args: FindingsArgs, cx: &mut Context<'_>) -> Result<(), MagicEr
         ),
     );
     if !findings.is_empty() {
-        out.display(render::severity_chart(&findings));
+        out.display(render::severity_chart(&findings, cx.settings().lang));
     }
     cx.session.listing = Some(Listing {
         findings,

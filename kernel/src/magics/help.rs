@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::{MAGICS, find_magic, show_help, unknown_magic};
 use crate::context::{Context, MagicError};
+use crate::render::text::Text;
 use crate::render::{Bundle, html};
 
 /// List the magics with one-line summaries, or show one magic's help
@@ -23,8 +24,12 @@ pub fn run(args: HelpArgs, cx: &Context<'_>) -> Result<(), MagicError> {
         show_help(info, name, out);
         return Ok(());
     }
-    let mut plain = String::from("Magics (each accepts --help):\n");
-    let mut table = html::Table::new("runbook-help", &["Magic", "What it does"]);
+    let lang = cx.settings().lang;
+    let mut plain = format!("{}\n", Text::MagicsHeading.get(lang));
+    let mut table = html::Table::new(
+        "runbook-help",
+        &[Text::ColMagic.get(lang), Text::ColWhatItDoes.get(lang)],
+    );
     let mut entries = Vec::new();
     for info in MAGICS {
         let mut names = vec![format!("%{}", info.name)];

@@ -5,6 +5,7 @@ use clap::Parser;
 use serde_json::json;
 
 use crate::context::{Context, MagicError};
+use crate::render::text::Text;
 use crate::render::{Bundle, html};
 
 /// Define runbook variables (NAME=VALUE), expanded as $NAME or ${NAME} in magic lines ($$ is a literal $); alone, list them
@@ -37,13 +38,20 @@ pub fn run(args: SetArgs, cx: &mut Context<'_>) -> Result<(), MagicError> {
         }
     }
     cx.session.variables = next;
+    let lang = cx.session.settings.lang;
     let variables = &cx.session.variables;
     let mut plain = if variables.is_empty() {
-        "No runbook variables are set. %set NAME=VALUE defines one; $NAME uses it.".to_string()
+        Text::NoVariables.get(lang).to_string()
     } else {
-        format!("{} runbook variable(s)\n", variables.len())
+        format!(
+            "{}\n",
+            Text::VariablesHeading.fill(lang, &[&variables.len()])
+        )
     };
-    let mut table = html::Table::new("runbook-variables", &["Name", "Value"]);
+    let mut table = html::Table::new(
+        "runbook-variables",
+        &[Text::ColName.get(lang), Text::ColValue.get(lang)],
+    );
     for (name, value) in variables.iter() {
         plain.push_str(&format!("{name} = {value}\n"));
         table.row(vec![html::Cell::code(name), html::Cell::code(value)]);

@@ -6,7 +6,9 @@ use clap::Parser;
 use serde_json::json;
 
 use crate::context::{Context, MagicError};
+use crate::render::text::Text;
 use crate::render::{Bundle, html};
+use runbook::settings::Lang;
 
 const MAX_SECONDS: f64 = 3600.0;
 const TICK: Duration = Duration::from_secs(1);
@@ -31,11 +33,11 @@ fn parse_seconds(raw: &str) -> Result<f64, String> {
     Ok(value)
 }
 
-fn progress(waited: f64, total: f64, done: bool) -> Bundle {
+fn progress(waited: f64, total: f64, done: bool, lang: Lang) -> Bundle {
     let text = if done {
-        format!("Waited {total:.1} s.")
+        Text::Waited.fill(lang, &[&format!("{total:.1}")])
     } else {
-        format!("Waiting… {waited:.0} of {total:.1} s")
+        Text::Waiting.fill(lang, &[&format!("{waited:.0}"), &format!("{total:.1}")])
     };
     let percent = if total > 0.0 {
         (waited / total * 100.0).min(100.0)
@@ -55,9 +57,10 @@ fn progress(waited: f64, total: f64, done: bool) -> Bundle {
 
 pub async fn run(args: SleepArgs, cx: &Context<'_>) -> Result<(), MagicError> {
     let out = cx.out;
+    let lang = cx.settings().lang;
     let total = Duration::from_secs_f64(args.seconds);
     let started = tokio::time::Instant::now();
-    let handle = out.display(progress(0.0, args.seconds, false));
+    let handle = out.display(progress(0.0, args.seconds, false, lang));
     loop {
         let elapsed = started.elapsed();
         if elapsed >= total {
@@ -67,15 +70,15 @@ pub async fn run(args: SleepArgs, cx: &Context<'_>) -> Result<(), MagicError> {
         let slept = cx.cancellable(tokio::time::sleep(step)).await;
         if let Err(e) = slept {
             let waited = started.elapsed().as_secs_f64();
-            out.update(&handle, progress(waited, args.seconds, false));
+            out.update(&handle, progress(waited, args.seconds, false, lang));
             return Err(e);
         }
         out.update(
             &handle,
-            progress(started.elapsed().as_secs_f64(), args.seconds, false),
+            progress(started.elapsed().as_secs_f64(), args.seconds, false, lang),
         );
     }
-    out.update(&handle, progress(args.seconds, args.seconds, true));
+    out.update(&handle, progress(args.seconds, args.seconds, true, lang));
     Ok(())
 }
 

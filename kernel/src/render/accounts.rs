@@ -10,6 +10,8 @@ use serde_json::json;
 use super::Bundle;
 use super::findings::severity_badge;
 use super::html::{self, Cell, Table};
+use super::text::Text;
+use runbook::settings::Lang;
 
 /// One account as `%accounts` shows it.
 #[derive(Debug, Clone)]
@@ -20,22 +22,22 @@ pub struct AccountRow {
     pub access: Access,
 }
 
-fn access_text(access: &Access) -> String {
+fn access_text(access: &Access, lang: Lang) -> String {
     match access {
-        Access::Own => "yes: the security account itself".to_string(),
-        Access::Role { role_arn } => format!("yes: {role_arn}"),
-        Access::Denied { reason } => format!("no: {reason}"),
+        Access::Own => Text::AccessOwn.get(lang).to_string(),
+        Access::Role { role_arn } => Text::AccessRole.fill(lang, &[role_arn]),
+        Access::Denied { reason } => Text::AccessDenied.fill(lang, &[reason]),
     }
 }
 
-fn counts_text(open: &BTreeMap<Severity, usize>) -> String {
+fn counts_text(open: &BTreeMap<Severity, usize>, lang: Lang) -> String {
     let shown: Vec<String> = Severity::ALL
         .iter()
         .rev()
         .filter_map(|s| open.get(s).map(|n| format!("{} {n}", s.label())))
         .collect();
     if shown.is_empty() {
-        "none".to_string()
+        Text::CountsNone.get(lang).to_string()
     } else {
         shown.join(", ")
     }
@@ -50,20 +52,27 @@ pub fn progress(text: &str) -> Bundle {
 }
 
 /// The accounts table; `unavailable` says why names are missing, if they are.
-pub fn accounts(rows: &[AccountRow], unavailable: Option<&str>, member_role: &str) -> Bundle {
+pub fn accounts(
+    rows: &[AccountRow],
+    unavailable: Option<&str>,
+    member_role: &str,
+    lang: Lang,
+) -> Bundle {
     let actionable = rows.iter().filter(|r| r.access.can_act()).count();
-    let heading = format!(
-        "{} account{} — the runbook can act in {actionable} (member role {member_role})",
-        rows.len(),
-        if rows.len() == 1 { "" } else { "s" },
-    );
+    let heading = Text::AccountsHeading.fill(lang, &[&rows.len(), &actionable, &member_role]);
     let mut plain = format!("{heading}\n");
     if let Some(why) = unavailable {
         plain.push_str(&format!("{why}\n"));
     }
     let mut table = Table::new(
         "runbook-accounts",
-        &["Account", "Name", "Status", "Open findings", "Can act"],
+        &[
+            Text::ColAccount.get(lang),
+            Text::ColName.get(lang),
+            Text::ColStatus.get(lang),
+            Text::ColOpenFindings.get(lang),
+            Text::ColCanAct.get(lang),
+        ],
     );
     let mut json_rows = Vec::with_capacity(rows.len());
     for row in rows {
@@ -73,8 +82,8 @@ pub fn accounts(rows: &[AccountRow], unavailable: Option<&str>, member_role: &st
             a.id,
             a.name,
             a.status.label(),
-            counts_text(&row.open),
-            access_text(&row.access)
+            counts_text(&row.open, lang),
+            access_text(&row.access, lang)
         ));
         let badges: Vec<String> = Severity::ALL
             .iter()
@@ -90,11 +99,11 @@ pub fn accounts(rows: &[AccountRow], unavailable: Option<&str>, member_role: &st
             Cell::text(&a.name),
             Cell::text(a.status.label()),
             if badges.is_empty() {
-                Cell::text("none")
+                Cell::text(Text::CountsNone.get(lang))
             } else {
                 Cell::markup(badges.join(" "))
             },
-            Cell::text(access_text(&row.access)),
+            Cell::text(access_text(&row.access, lang)),
         ]);
         let open: BTreeMap<&str, usize> = row.open.iter().map(|(s, n)| (s.label(), *n)).collect();
         json_rows.push(json!({

@@ -201,7 +201,7 @@ pub fn listing(
 }
 
 /// A Vega-Lite bar chart of the counts, in severity order and colours.
-pub fn severity_chart(findings: &[Finding]) -> Bundle {
+pub fn severity_chart(findings: &[Finding], lang: Lang) -> Bundle {
     let counts = counts(findings);
     let values: Vec<Value> = counts
         .iter()
@@ -216,18 +216,18 @@ pub fn severity_chart(findings: &[Finding]) -> Bundle {
         .collect();
     let spec = json!({
         "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-        "description": "Findings by severity",
+        "description": Text::ChartTitle.get(lang),
         "data": {"values": values},
         "mark": {"type": "bar"},
         "encoding": {
-            "x": {"field": "severity", "type": "nominal", "sort": order, "title": "Severity"},
-            "y": {"field": "count", "type": "quantitative", "title": "Findings"},
+            "x": {"field": "severity", "type": "nominal", "sort": order, "title": Text::ColSeverity.get(lang)},
+            "y": {"field": "count", "type": "quantitative", "title": Text::ChartAxisCount.get(lang)},
             "color": {"field": "severity", "type": "nominal", "scale": {"domain": order, "range": colours}, "legend": null}
         },
         "width": 320,
         "height": 160
     });
-    let plain = format!("Findings by severity: {}", counts_text(&counts));
+    let plain = Text::ChartCounts.fill(lang, &[&counts_text(&counts)]);
     // Markdown, not HTML, as the fallback: JupyterLab prefers HTML to Vega-Lite but
     // Vega-Lite to Markdown, so the chart is what shows where it can be drawn.
     let mut markdown = SafeMarkdown::new();
@@ -241,39 +241,45 @@ pub fn severity_chart(findings: &[Finding]) -> Bundle {
 }
 
 /// One finding in full: key facts, resources, remediation link, and the raw JSON.
-pub fn detail(f: &Finding) -> Bundle {
+pub fn detail(f: &Finding, lang: Lang) -> Bundle {
     let mut facts = Table::new("runbook-finding", &["", ""]);
     let mut plain = format!("{} {} {}\n", f.severity.label(), control(f), f.title);
     let mut rows: Vec<(&str, String)> = vec![
-        ("Severity", f.severity.label().to_string()),
-        ("Control", control(f)),
-        ("Title", f.title.clone()),
-        ("Account", f.account.to_string()),
-        ("Region", f.region.clone()),
-        ("Workflow", f.workflow.label().to_string()),
+        (Text::ColSeverity.get(lang), f.severity.label().to_string()),
+        (Text::ColControl.get(lang), control(f)),
+        (Text::ColTitle.get(lang), f.title.clone()),
+        (Text::ColAccount.get(lang), f.account.to_string()),
+        (Text::ColRegion.get(lang), f.region.clone()),
+        (Text::ColWorkflow.get(lang), f.workflow.label().to_string()),
         (
-            "Compliance",
+            Text::ColCompliance.get(lang),
             f.compliance
                 .status
                 .map_or_else(String::new, |s| s.label().to_string()),
         ),
-        ("Record state", f.record_state.label().to_string()),
-        ("Product", f.product_name.clone().unwrap_or_default()),
-        ("Updated", updated(f)),
+        (
+            Text::ColRecordState.get(lang),
+            f.record_state.label().to_string(),
+        ),
+        (
+            Text::ColProduct.get(lang),
+            f.product_name.clone().unwrap_or_default(),
+        ),
+        (Text::ColUpdated.get(lang), updated(f)),
         ("Id", f.id.clone()),
     ];
     // Who last changed the workflow and why: the plan that resolved it, say.
     if let Some(note) = &f.note {
         let mut by = note.updated_by.clone().unwrap_or_default();
         if let Some(at) = note.updated_at {
-            by = format!("{by} at {}", at.format("%Y-%m-%d %H:%M UTC"));
+            by = Text::NoteAt.fill(lang, &[&by, &at.format("%Y-%m-%d %H:%M UTC")]);
         }
-        rows.push(("Note", note.text.clone()));
-        rows.push(("Note by", by.trim().to_string()));
+        rows.push((Text::ColFindingNote.get(lang), note.text.clone()));
+        rows.push((Text::ColNoteBy.get(lang), by.trim().to_string()));
     }
     for (k, v) in &rows {
         plain.push_str(&format!("{k:<13} {v}\n"));
-        let cell = if *k == "Severity" {
+        let cell = if *k == Text::ColSeverity.get(lang) {
             Cell::markup(severity_badge(f.severity))
         } else {
             Cell::text(v)
@@ -283,7 +289,13 @@ pub fn detail(f: &Finding) -> Bundle {
     plain.push_str(&format!("\n{}\n", f.description));
     let mut resources = Table::new(
         "runbook-resources",
-        &["Type", "Id", "Region", "Name", "Tags"],
+        &[
+            Text::ColType.get(lang),
+            "Id",
+            Text::ColRegion.get(lang),
+            Text::ColName.get(lang),
+            Text::ColTags.get(lang),
+        ],
     );
     for r in &f.resources {
         let tags = r
@@ -292,7 +304,10 @@ pub fn detail(f: &Finding) -> Bundle {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(", ");
-        plain.push_str(&format!("Resource: {} {}\n", r.resource_type, r.id));
+        plain.push_str(&format!(
+            "{}\n",
+            Text::ResourceLine.fill(lang, &[&r.resource_type, &r.id])
+        ));
         resources.row(vec![
             Cell::code(&r.resource_type),
             Cell::code(&r.id),
@@ -302,18 +317,28 @@ pub fn detail(f: &Finding) -> Bundle {
         ]);
     }
     let mut rich = format!(
-        "<div class=\"runbook-finding\">{}<p>{}</p><h4>Resources</h4>{}",
+        "<div class=\"runbook-finding\">{}<p>{}</p><h4>{}</h4>{}",
         facts.render(),
         html::text(&f.description),
+        html::text(Text::ResourcesHeading.get(lang)),
         resources.render()
     );
     if let Some(url) = &f.remediation_url {
-        plain.push_str(&format!("Remediation: {url}\n"));
-        rich.push_str(&format!("<p>Remediation: {}</p>", html::link(url)));
+        plain.push_str(&format!("{}\n", Text::RemediationLink.fill(lang, &[url])));
+        // The link is built by html::link (https only); the label is ours.
+        let label = Text::RemediationLink.fill(lang, &[&"\u{0}"]);
+        let (before, after) = label.split_once('\u{0}').unwrap_or((label.as_str(), ""));
+        rich.push_str(&format!(
+            "<p>{}{}{}</p>",
+            html::text(before),
+            html::link(url),
+            html::text(after)
+        ));
     }
     let raw = serde_json::to_string_pretty(&f.raw).unwrap_or_default();
     rich.push_str(&format!(
-        "<details><summary>Full finding (ASFF JSON)</summary>{}</details></div>",
+        "<details><summary>{}</summary>{}</details></div>",
+        html::text(Text::FullFinding.get(lang)),
         html::pre(&raw)
     ));
     Bundle::html(

@@ -165,19 +165,19 @@ pub fn plan(
         let mut cites = Table::new(
             "runbook-citations",
             &[
-                "Parameter",
-                "Policy value",
-                "Applied",
-                "Source",
-                "Heading",
-                "Note",
+                Text::ColParameter.get(plan.lang),
+                Text::ColPolicyValue.get(plan.lang),
+                Text::ColApplied.get(plan.lang),
+                Text::ColSource.get(plan.lang),
+                Text::ColHeading.get(plan.lang),
+                Text::ColNote.get(plan.lang),
             ],
         );
         for c in &plan.policy_citations {
             cites.row(vec![
                 Cell::code(&c.parameter),
                 Cell::code(compact(&c.value)),
-                Cell::text(if c.applied { "yes" } else { "no" }),
+                Cell::text(if c.applied { Text::Yes } else { Text::No }.get(plan.lang)),
                 Cell::code(&c.source),
                 Cell::text(&c.heading),
                 Cell::text(c.note.as_deref().unwrap_or_default()),

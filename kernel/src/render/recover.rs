@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::Bundle;
 use super::html::{self, Cell, Table};
+use super::text::Text;
 
 fn live_label(live: &LiveState) -> String {
     match live {
@@ -32,7 +33,12 @@ pub fn status(plan: &RemediationPlan, recovery: &Recovery) -> Bundle {
     let mut plain = format!("{title}\n");
     let mut table = Table::new(
         "runbook-recover",
-        &["#", "Action", "Audit trail", "Live state"],
+        &[
+            "#",
+            Text::ColAction.get(plan.lang),
+            Text::ColAuditTrail.get(plan.lang),
+            Text::ColLiveState.get(plan.lang),
+        ],
     );
     for a in &recovery.actions {
         let live = live_label(&a.live);
@@ -50,12 +56,9 @@ pub fn status(plan: &RemediationPlan, recovery: &Recovery) -> Bundle {
         ]);
     }
     let next = if recovery.unknown().is_empty() {
-        format!(
-            "Next: `%recover {id} --finish` applies the actions not applied (those applied are skipped), or `%recover {id} --rollback` undoes those applied. Either asks you to type the plan id.",
-            id = plan.id
-        )
+        Text::RecoverNext.fill(plan.lang, &[&plan.id])
     } else {
-        "Some actions drifted or could not be read: neither finishing nor rolling back is offered. Check those resources by hand.".to_string()
+        Text::RecoverUnknown.get(plan.lang).to_string()
     };
     plain.push_str(&next);
     let rich = format!(
