@@ -36,7 +36,7 @@ fn main() {
             false,
             runbook::settings::Lang::En,
         );
-        let chart = severity_chart(&findings);
+        let chart = severity_chart(&findings, runbook::settings::Lang::En);
         let wire = serde_json::to_vec(&serde_json::Value::Object(table.to_mime_map()))
             .unwrap_or_default()
             .len()
