@@ -303,6 +303,15 @@ def test_the_sandbox_is_an_organisation(kernel_factory):
     listing = rows_of(kernel.ok("%findings --all"))
     assert {r["account_name"] for r in listing} >= {"security", "workload", "data-platform", "legacy-analytics"}
 
+    # The members have only the default role: asking for another is refused there, naming it.
+    kernel.ok("%config member_role=ops/OtherRunbook")
+    rows = {a["name"]: a for a in last_bundle(kernel.ok("%accounts"))[RUNBOOK_MIME]["accounts"]}
+    assert rows["security"]["can_act"] and not rows["workload"]["can_act"]
+    assert "arn:aws:iam::222222222222:role/ops/OtherRunbook" in rows["workload"]["access"]["reason"]
+    kernel.ok("%config member_role=")
+    rows = {a["name"]: a for a in last_bundle(kernel.ok("%accounts"))[RUNBOOK_MIME]["accounts"]}
+    assert rows["workload"]["can_act"]
+
 
 def test_a_sandbox_member_plan_is_audited_with_its_session_and_a_roleless_member_is_refused(kernel_factory):
     kernel = kernel_factory(RUNBOOK_BACKEND="sandbox")

@@ -80,6 +80,7 @@ impl Clouds {
     /// when the deciding settings changed.
     pub async fn get(&mut self, settings: &Settings) -> Result<Connected, CloudError> {
         let key = Key::of(settings);
+        self.sandbox.set_member_role(&settings.member_role);
         if let Some((cached, connected)) = &self.current
             && *cached == key
         {

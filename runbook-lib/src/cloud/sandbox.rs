@@ -246,6 +246,11 @@ impl Sandbox {
         );
     }
 
+    /// The member role name the runbook asks for (the `member_role` setting).
+    pub fn set_member_role(&self, name: &str) {
+        self.lock().state.member_role = name.to_string();
+    }
+
     /// A copy of the current resource state.
     pub fn state(&self) -> OrgState {
         self.lock().state.clone()
@@ -405,9 +410,13 @@ impl Cloud for Sandbox {
             }
             ops::region(state, at)?;
             request.policy.check_size()?;
+            let role = MemberRole {
+                name: state.member_role.clone(),
+                external_id: None,
+            };
             let session = MemberSession::new(
                 request,
-                MemberRole::default_for_sandbox().arn(at),
+                role.arn(at),
                 state
                     .organisation()
                     .name_of(&at.account)
@@ -432,7 +441,11 @@ impl Cloud for Sandbox {
             };
             match ops::cannot_act(state, &at) {
                 None => Access::Role {
-                    role_arn: MemberRole::default_for_sandbox().arn(&at),
+                    role_arn: MemberRole {
+                        name: state.member_role.clone(),
+                        external_id: None,
+                    }
+                    .arn(&at),
                 },
                 Some(e) => Access::Denied {
                     reason: e.to_string(),

@@ -18,9 +18,14 @@ pub(crate) fn cannot_act(state: &OrgState, at: &Target) -> Option<CloudError> {
     if let Err(e) = organisation.check_active(&at.account) {
         return Some(e);
     }
-    let role_arn = MemberRole::default_for_sandbox().arn(at);
+    let role = MemberRole {
+        name: state.member_role.clone(),
+        external_id: None,
+    };
+    let role_arn = role.arn(at);
+    let deployed = role == MemberRole::default_for_sandbox();
     match state.account(&at.account) {
-        Some(a) if a.member_role => None,
+        Some(a) if a.member_role && deployed => None,
         Some(_) => Some(CloudError::RoleMissing {
             role_arn,
             account: organisation.label(&at.account),

@@ -538,6 +538,7 @@ pub fn default_org() -> OrgState {
         security_account: account_id(SECURITY_ACCOUNT),
         home_region: US_EAST_1.to_string(),
         organisation: organisation(&accounts),
+        member_role: crate::settings::DEFAULT_MEMBER_ROLE.to_string(),
         accounts,
     }
 }

@@ -25,6 +25,14 @@ pub struct OrgState {
     /// accounts with no resources here (the management account, a suspended one).
     #[serde(default)]
     pub organisation: Vec<OrgAccount>,
+    /// The role name the runbook asks for in members (setting `member_role`);
+    /// the members have only the default one deployed.
+    #[serde(default = "default_member_role")]
+    pub member_role: String,
+}
+
+fn default_member_role() -> String {
+    crate::settings::DEFAULT_MEMBER_ROLE.to_string()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
