@@ -54,7 +54,7 @@ pub struct BedrockModel {
 }
 
 /// How long a connection to Bedrock may take: a missing route must fail in seconds.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Attempts per request, quickly backed off: an unreachable or throttling Bedrock
 /// is reported in seconds (with the catalog standing in) rather than after a minute.
 const MAX_ATTEMPTS: u32 = 3;
