@@ -219,6 +219,14 @@ def test_a_member_finding_is_fixed_in_its_own_account_under_a_session_policy_of_
         assert len(session["policy_digest"]) == 64
         assert record["actor"].endswith(":user/moto")
 
+    # The rollback runs in the member account too, under the same policy (it
+    # allows the inverse), and puts the rule back there.
+    res = kernel.ok(f"%rollback {plan['id']} --yes")
+    assert last_bundle(res)[RUNBOOK_MIME]["state"] == "succeeded", last_bundle(res)
+    assert ssh_open(member_client(org.moto, org.accounts["workload"], "ec2"), org.groups["workload"]["group"])
+    sessions = [f for f in org.sts.forms("AssumeRole") if f["RoleSessionName"].endswith("+" + plan["id"])]
+    assert len(sessions) == 2 and sessions[0]["Policy"] == sessions[1]["Policy"]
+
 
 def test_accounts_shows_names_status_findings_and_where_the_runbook_can_act(kernel_factory, org):
     kernel = kernel_factory(**org.env())
