@@ -87,3 +87,4 @@ bench: venv
 	cargo bench --locked -p runbook-kernel --bench render_listing
 	cargo bench --locked -p runbook --bench kb_index
 	cargo bench --locked -p runbook --bench audit_append
+	$(PY) bench/bench_audit_sink.py

@@ -43,10 +43,11 @@ fn us(d: Duration) -> f64 {
 fn report(name: &str, mut times: Vec<Duration>) {
     times.sort();
     println!(
-        "  {name:<10} median {:>8.1} µs   p95 {:>8.1} µs   p99 {:>8.1} µs   ({RECORDS} records)",
+        "  {name:<10} median {:>8.1} µs   p95 {:>8.1} µs   p99 {:>8.1} µs   ({} records)",
         us(percentile(&times, 0.5)),
         us(percentile(&times, 0.95)),
         us(percentile(&times, 0.99)),
+        times.len(),
     );
 }
 
@@ -83,6 +84,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     report("chained", times);
     let intact = runbook::audit::read(&chained)?.chain.intact();
     println!("  chain intact after {RECORDS} appends: {intact}");
+
+    // With the off-machine copy: each append also waits for PutLogEvents. Run
+    // against a CloudWatch Logs endpoint (bench/bench_audit_sink.py starts moto
+    // and sets these); on AWS it measures the round trip to the region.
+    if let Ok(group) = std::env::var("RUNBOOK_BENCH_LOG_GROUP") {
+        let (settings, _) = runbook::settings::Settings::from_process_env();
+        let sink = runbook::audit::CloudWatchSink::start(&settings, &group, "bench")?;
+        let copied = dir.join("copied.jsonl");
+        let mut log = AuditLog::open(&copied)?.with_sink(Some(std::sync::Arc::new(sink)));
+        let n = RECORDS / 4;
+        let mut times = Vec::with_capacity(n);
+        for i in 0..n {
+            let t = Instant::now();
+            log.append(record(&s, i))?;
+            times.push(t.elapsed());
+        }
+        report("cloudwatch", times);
+        println!("  (cloudwatch: chained, plus PutLogEvents to {group} before append returns)");
+    }
 
     std::fs::remove_dir_all(&dir)?;
     Ok(())
