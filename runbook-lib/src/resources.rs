@@ -25,6 +25,23 @@ pub struct PasswordPolicy {
     pub hard_expiry: bool,
 }
 
+impl PasswordPolicy {
+    /// A policy that passes every IAM password control (IAM.7, IAM.11-17).
+    pub fn strong() -> PasswordPolicy {
+        PasswordPolicy {
+            minimum_password_length: 14,
+            require_symbols: true,
+            require_numbers: true,
+            require_uppercase_characters: true,
+            require_lowercase_characters: true,
+            allow_users_to_change_password: true,
+            max_password_age: Some(90),
+            password_reuse_prevention: Some(24),
+            hard_expiry: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PublicAccessBlock {
     pub block_public_acls: bool,

@@ -16,6 +16,28 @@ from urllib.parse import urlparse
 HOST = "127.0.0.1"
 
 
+def send_upstream(target, handler: BaseHTTPRequestHandler, body: bytes, timeout: float = 30):
+    """Forwards the handler's request to `target` (a parsed URL); its answer as
+    (status, headers, body)."""
+    conn = http.client.HTTPConnection(target.hostname, target.port, timeout=timeout)
+    headers = {k: v for k, v in handler.headers.items() if k.lower() != "host"}
+    headers["Host"] = f"{target.hostname}:{target.port}"
+    conn.request(handler.command, handler.path, body=body, headers=headers)
+    answer = conn.getresponse()
+    return answer.status, answer.getheaders(), answer.read()
+
+
+def send_back(handler: BaseHTTPRequestHandler, status: int, headers, data: bytes) -> None:
+    """Answers the handler's client with an upstream answer (length recomputed)."""
+    handler.send_response(status)
+    for k, v in headers:
+        if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+            handler.send_header(k, v)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 class HoldingProxy:
     def __init__(self, target_url: str, hold: Callable[[bytes], bool]) -> None:
         self.target = urlparse(target_url)
@@ -48,12 +70,7 @@ class HoldingProxy:
 
             def forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                conn = http.client.HTTPConnection(proxy.target.hostname, proxy.target.port, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                headers["Host"] = f"{proxy.target.hostname}:{proxy.target.port}"
-                conn.request(self.command, self.path, body=body, headers=headers)
-                answer = conn.getresponse()
-                data = answer.read()
+                status, headers, data = send_upstream(proxy.target, self, body)
                 if proxy.hold(body):
                     with proxy._lock:
                         proxy.matching += 1
@@ -63,13 +80,7 @@ class HoldingProxy:
                         proxy.release.wait(120)
                         self.close_connection = True
                         return
-                self.send_response(answer.status)
-                for k, v in answer.getheaders():
-                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_back(self, status, headers, data)
 
         self._server = ThreadingHTTPServer((HOST, 0), Handler)
         self._server.daemon_threads = True

@@ -12,7 +12,6 @@ Standard library only; binds 127.0.0.1 only."""
 
 from __future__ import annotations
 
-import http.client
 import threading
 import time
 from dataclasses import dataclass
@@ -20,7 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 from urllib.parse import parse_qs, urlparse
 
-HOST = "127.0.0.1"
+from .proxy import HOST, send_back, send_upstream
+
 
 
 @dataclass
@@ -132,19 +132,8 @@ class RecordingProxy:
                     self.wfile.write(canned.body)
                     recorded.answered = time.perf_counter()
                     return
-                conn = http.client.HTTPConnection(proxy.target.hostname, proxy.target.port, timeout=60)
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                headers["Host"] = f"{proxy.target.hostname}:{proxy.target.port}"
-                conn.request(self.command, self.path, body=body, headers=headers)
-                answer = conn.getresponse()
-                data = answer.read()
-                self.send_response(answer.status)
-                for k, v in answer.getheaders():
-                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                status, headers, data = send_upstream(proxy.target, self, body, timeout=60)
+                send_back(self, status, headers, data)
                 recorded.answered = time.perf_counter()
 
         self._server = ThreadingHTTPServer((HOST, 0), Handler)

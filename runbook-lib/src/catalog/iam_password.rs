@@ -188,17 +188,7 @@ impl Family for PasswordPolicyStrength {
     }
 
     fn examples(&self) -> Vec<Action> {
-        let policy = PasswordPolicy {
-            minimum_password_length: 14,
-            require_symbols: true,
-            require_numbers: true,
-            require_uppercase_characters: true,
-            require_lowercase_characters: true,
-            allow_users_to_change_password: true,
-            max_password_age: Some(90),
-            password_reuse_prevention: Some(24),
-            hard_expiry: false,
-        };
+        let policy = PasswordPolicy::strong();
         vec![
             SetPasswordPolicy {
                 policy,

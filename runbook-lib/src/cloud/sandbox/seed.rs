@@ -444,17 +444,7 @@ fn well_run_account(
         id: account_id(id),
         alias: alias.to_string(),
         member_role,
-        password_policy: Some(PasswordPolicy {
-            minimum_password_length: 14,
-            require_symbols: true,
-            require_numbers: true,
-            require_uppercase_characters: true,
-            require_lowercase_characters: true,
-            allow_users_to_change_password: true,
-            max_password_age: Some(90),
-            password_reuse_prevention: Some(24),
-            hard_expiry: false,
-        }),
+        password_policy: Some(PasswordPolicy::strong()),
         s3_public_access_block: PublicAccessBlock::ALL_ON,
         regions,
     }
