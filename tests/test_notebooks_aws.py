@@ -28,6 +28,7 @@ from aws_seed import SeededAccount, aws_kernel_env, ingress_rules, moto_client, 
 from conftest import audit_records, find_kernelspec, kernel_env
 from servers import bedrock as br
 from servers.moto import MotoServer
+from servers import securityhub_v2 as v2_api
 from servers.securityhub import SecurityHubServer, make_finding
 from notebook_runs import (
     NOTEBOOKS,
@@ -55,12 +56,19 @@ class World:
     account: SeededAccount
     workdir: Path
     audit_log: Path
+    # Findings are read through the new Security Hub (OCSF), not CSPM.
+    v2: bool = False
 
     def streams(self) -> list[br.RecordedRequest]:
         return self.bedrock.requests_for(br.CONVERSE_STREAM)
 
     def finding(self, control: str) -> dict:
         return self.hub.finding(self.account.finding_id(control))
+
+    def listed_id(self, control: str) -> str:
+        """The control's finding id as the kernel lists it: the ASFF Id, or on v2 its metadata.uid."""
+        finding_id = self.account.finding_id(control)
+        return v2_api.metadata_uid(self.hub.finding(finding_id)) if self.v2 else finding_id
 
 
 @dataclass
@@ -125,7 +133,8 @@ def resolved_by(world: World, control: str, plan_id: str) -> dict:
     stored = world.finding(control)
     assert stored["Workflow"]["Status"] == "RESOLVED", stored["Workflow"]
     assert plan_id in stored["Note"]["Text"], stored["Note"]
-    assert stored["Note"]["UpdatedBy"] == "runbook-kernel"
+    # A v2 Comment has no author of its own; the server names the API instead.
+    assert stored["Note"]["UpdatedBy"] == ("securityhub-v2" if world.v2 else "runbook-kernel")
     return stored
 
 
@@ -203,7 +212,7 @@ def script_02(world: World) -> list:
         br.text("There are **2** open critical findings: SSH open to the world on *ci-runner* (EC2.19), "
                 "and no hardware MFA on the root user (IAM.6)."),
         # The follow-up: the model reads one in full, then answers.
-        br.tool_use("get_finding_details", {"finding": world.account.finding_id("EC2.19")}, tool_use_id="det1"),
+        br.tool_use("get_finding_details", {"finding": world.listed_id("EC2.19")}, tool_use_id="det1"),
         br.text("Fix **EC2.19** first: port 22 is reachable from anywhere, so it is attacked today."),
     ]  # fmt: skip
 
@@ -218,8 +227,11 @@ def check_02(world: World, nb: Any) -> None:
     assert result["toolUseId"] == "sev1" and result["status"] == "success"
     found = tool_json(result)
     assert found["count"] == 2 and {f["severity"] for f in found["findings"]} == {"CRITICAL"}
-    assert world.account.finding_id("EC2.19") in {f["id"] for f in found["findings"]}
-    assert any(r.body["Filters"].get("SeverityLabel") for r in world.hub.requests_for("GetFindings"))
+    assert world.listed_id("EC2.19") in {f["id"] for f in found["findings"]}
+    if world.v2:
+        assert any(r.body["Filters"]["CompositeFilters"] for r in world.hub.requests_for("GetFindingsV2"))
+    else:
+        assert any(r.body["Filters"].get("SeverityLabel") for r in world.hub.requests_for("GetFindings"))
     first, follow, _new = cells_of(nb, "ask")
     tools = [r for r in results(first) if "tool" in r]
     assert [(t["tool"], t["status"]) for t in tools] == [("get_findings_by_severity", "ok")]
@@ -357,14 +369,18 @@ def moto():
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.parametrize("findings_api", ["cspm", "v2"])
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs_on_the_aws_path(path, tmp_path, moto):
+def test_notebook_runs_on_the_aws_path(path, findings_api, tmp_path, moto):
+    """Each notebook runs against Security Hub CSPM (ASFF) and the new Security Hub
+    (OCSF, GetFindingsV2); the test server shows the same findings through both."""
     find_kernelspec()
     spec = AWS_RUNS.get(path.name, AwsRun())
     moto.reset()
-    with SecurityHubServer(rate=None) as hub, br.BedrockServer(chunk_delay=0.002) as bedrock:
+    v2 = findings_api == "v2"
+    with SecurityHubServer(rate=None, v2_enabled=v2) as hub, br.BedrockServer(chunk_delay=0.002) as bedrock:
         workdir = copy_notebooks(tmp_path)
-        world = World(moto, hub, bedrock, seed_account(moto, hub), workdir, tmp_path / "audit.jsonl")
+        world = World(moto, hub, bedrock, seed_account(moto, hub), workdir, tmp_path / "audit.jsonl", v2=v2)
         if spec.seed:
             spec.seed(world)
         if spec.script:
@@ -372,6 +388,8 @@ def test_notebook_runs_on_the_aws_path(path, tmp_path, moto):
         # Without a model the Bedrock server still takes the endpoints: an unscripted
         # call fails loudly there instead of going anywhere else.
         env = kernel_env(tmp_path, **{**aws_kernel_env(moto, hub, bedrock), **spec.env})
+        # auto: v2 because DescribeSecurityHubV2 answers, CSPM because it does not.
+        env["RUNBOOK_FINDINGS_API"] = "auto"
         if not spec.model:
             env["RUNBOOK_MODEL"] = "catalog"
         nb = run_notebook(path, workdir, env)
@@ -389,5 +407,14 @@ def test_notebook_runs_on_the_aws_path(path, tmp_path, moto):
             notes = [f.get("Note", {}).get("Text", "") for f in hub.findings if f["Workflow"]["Status"] == "RESOLVED"]
             assert any(plan_id in n for n in notes), (plan_id, notes)
             assert {"approved", "run_finished"} <= {e["event"] for e in audit_records(world.audit_log) if e.get("plan_id") == plan_id}
+        read_v2 = hub.requests_for("GetFindingsV2")
+        read_cspm = hub.requests_for("GetFindings")
+        if listings_seen := list(listings(nb)):
+            assert (bool(read_v2), bool(read_cspm)) == (v2, not v2), (len(read_v2), len(read_cspm))
+            assert all(("GetFindingsV2" in (l["backend"]["findings_api"] or "")) == v2 for l in listings_seen)
+        if v2:
+            assert not hub.requests_for("BatchUpdateFindings"), "v2 findings are updated through BatchUpdateFindingsV2"
+            for request in hub.requests_for("BatchUpdateFindingsV2"):
+                assert request.body["StatusId"] in (2, 4) and len(request.body.get("Comment", "")) <= 512, request.body
         if spec.check:
             spec.check(world, nb)

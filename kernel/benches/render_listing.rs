@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use runbook::cloud::{BackendInfo, Organisation, Sandbox};
-use runbook_kernel::render::findings::{listing, severity_chart};
+use runbook_kernel::render::findings::{counts, listing, severity_chart};
 
 const HELD: usize = 10_000;
 const RUNS: usize = 21;
@@ -36,7 +36,7 @@ fn main() {
             false,
             runbook::settings::Lang::En,
         );
-        let chart = severity_chart(&findings, runbook::settings::Lang::En);
+        let chart = severity_chart(&counts(&findings), runbook::settings::Lang::En);
         let wire = serde_json::to_vec(&serde_json::Value::Object(table.to_mime_map()))
             .unwrap_or_default()
             .len()

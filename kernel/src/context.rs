@@ -185,7 +185,7 @@ impl<'a> Context<'a> {
                 }
                 let connected = self.cloud().await?;
                 let filter = FindingFilter::by_ids([id.clone()]);
-                let mut ignore = |_: FetchProgress| {};
+                let mut ignore = |_: FetchProgress, _: &[runbook::finding::Finding]| {};
                 let found = self
                     .cancellable(connected.cloud.get_findings(&filter, &mut ignore))
                     .await??;

@@ -234,6 +234,7 @@ mod tests {
             findings: vec![FindingIdentifier {
                 id: "test-finding".into(),
                 product_arn: "arn:aws:securityhub:us-east-1::product/aws/securityhub".into(),
+                source: crate::finding::FindingSource::Asff,
             }],
             control_id: "EC2.7".parse::<ControlId>().expect("control id"),
             target,

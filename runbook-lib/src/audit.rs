@@ -1385,6 +1385,7 @@ mod tests {
             findings: vec![FindingIdentifier {
                 id: finding.to_string(),
                 product_arn: "arn:aws:securityhub:us-east-1::product/aws/securityhub".to_string(),
+                source: crate::finding::FindingSource::Asff,
             }],
             control_id: "EC2.7".parse().unwrap(),
             target: Target {

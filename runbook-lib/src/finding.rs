@@ -10,6 +10,29 @@ use serde_json::Value;
 
 use crate::severity::Severity;
 
+mod legacy;
+mod ocsf;
+
+pub use legacy::{Standard, StandardControl, standard_controls_for};
+pub use ocsf::asff_resource_type;
+
+/// Which Security Hub a finding came from: CSPM's ASFF or the new Security Hub's OCSF.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum FindingSource {
+    #[default]
+    Asff,
+    Ocsf,
+}
+
+impl FindingSource {
+    pub fn is_asff(&self) -> bool {
+        *self == FindingSource::Asff
+    }
+}
+
 /// A Security Hub control id such as `EC2.19` or `GuardDuty.1`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -365,11 +388,15 @@ pub struct Note {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-/// What BatchUpdateFindings needs to name a finding.
+/// What BatchUpdateFindings needs to name a finding; an OCSF finding is named
+/// by its `metadata.uid` alone (BatchUpdateFindingsV2's MetadataUids).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct FindingIdentifier {
     pub id: String,
     pub product_arn: String,
+    /// Which API updates it; absent (ASFF) in records written before OCSF.
+    #[serde(default, skip_serializing_if = "FindingSource::is_asff")]
+    pub source: FindingSource,
 }
 
 /// One ASFF finding. Serialises in this crate's own snake_case shape; use
@@ -388,8 +415,15 @@ pub struct Finding {
     /// The region the finding is about: actions on it target this region.
     pub region: String,
     pub severity: Severity,
+    /// The consolidated security control, also for findings that name only
+    /// their standard's own control.
     #[serde(default)]
     pub control_id: Option<ControlId>,
+    /// The standard-specific control the finding named, e.g. CIS 1.2.0 1.9.
+    #[serde(default)]
+    pub standard_control: Option<StandardControl>,
+    #[serde(default)]
+    pub source: FindingSource,
     #[serde(default)]
     pub title: String,
     #[serde(default)]
@@ -516,30 +550,47 @@ fn is_security_hub_product(obj: &Value, product_arn: &str) -> bool {
         || str_at(obj, &["ProductFields", "aws/securityhub/ProductName"]) == Some("Security Hub")
 }
 
-/// The control id: Compliance.SecurityControlId, then ProductFields.ControlId,
-/// then (Security Hub findings only) the last segment of GeneratorId or StandardsControlArn.
-fn parse_control_id(obj: &Value, product_arn: &str) -> Option<ControlId> {
-    let direct = [
-        &["Compliance", "SecurityControlId"][..],
-        &["ProductFields", "ControlId"][..],
-    ];
-    if let Some(id) = direct
-        .iter()
-        .find_map(|p| str_at(obj, p).and_then(|s| s.parse().ok()))
-    {
-        return Some(id);
+/// The consolidated control id and the standard-specific control among
+/// candidate texts, in order: a control id itself, or a GeneratorId or
+/// StandardsControlArn whose last segment is one (e.g. "security-control/EC2.19").
+/// A finding that names only its standard's own control, as accounts without
+/// consolidated control findings send (CIS 1.2.0 rule 1.9), gets the
+/// consolidated id AWS maps it to.
+fn parse_control<'a>(
+    candidates: impl IntoIterator<Item = Option<&'a str>>,
+) -> (Option<ControlId>, Option<StandardControl>) {
+    let mut control: Option<ControlId> = None;
+    let mut standard = None;
+    for text in candidates.into_iter().flatten() {
+        if standard.is_none() {
+            standard = legacy::standard_control_in(text);
+        }
+        if control.is_none() {
+            control = text.parse().ok().or_else(|| {
+                text.contains('/')
+                    .then(|| text.rsplit('/').next().and_then(|last| last.parse().ok()))
+                    .flatten()
+            });
+        }
     }
-    if !is_security_hub_product(obj, product_arn) {
-        return None;
+    if control.is_none() {
+        control = standard.as_ref().and_then(legacy::consolidated);
     }
-    // e.g. "security-control/EC2.19", "aws-foundational-security-best-practices/v/1.0.0/EC2.19".
-    [
-        &["GeneratorId"][..],
-        &["ProductFields", "StandardsControlArn"][..],
-    ]
-    .iter()
-    .filter_map(|p| str_at(obj, p))
-    .find_map(|s| s.rsplit('/').next().and_then(|last| last.parse().ok()))
+    (control, standard)
+}
+
+fn parse_asff_control(
+    obj: &Value,
+    product_arn: &str,
+) -> (Option<ControlId>, Option<StandardControl>) {
+    let security_hub = is_security_hub_product(obj, product_arn);
+    let from_security_hub = |path: &[&str]| security_hub.then(|| str_at(obj, path)).flatten();
+    parse_control([
+        str_at(obj, &["Compliance", "SecurityControlId"]),
+        str_at(obj, &["ProductFields", "ControlId"]),
+        from_security_hub(&["GeneratorId"]),
+        from_security_hub(&["ProductFields", "StandardsControlArn"]),
+    ])
 }
 
 fn parse_resource(v: &Value) -> Option<Resource> {
@@ -633,8 +684,11 @@ impl Finding {
         let product_name = str_at(&raw, &["ProductName"])
             .or_else(|| str_at(&raw, &["ProductFields", "aws/securityhub/ProductName"]))
             .map(str::to_string);
+        let (control_id, standard_control) = parse_asff_control(&raw, &product_arn);
         Ok(Finding {
-            control_id: parse_control_id(&raw, &product_arn),
+            source: FindingSource::Asff,
+            control_id,
+            standard_control,
             severity: parse_severity(&raw),
             generator_id: str_at(&raw, &["GeneratorId"]).map(str::to_string),
             title: str_at(&raw, &["Title"]).unwrap_or_default().to_string(),
@@ -680,6 +734,7 @@ impl Finding {
         FindingIdentifier {
             id: self.id.clone(),
             product_arn: self.product_arn.clone(),
+            source: self.source,
         }
     }
 
@@ -1037,10 +1092,18 @@ mod tests {
             "GuardDuty.1"
         );
 
-        // CIS rule numbers are not control ids.
+        // A CIS rule number is mapped to its consolidated control, and kept.
         let mut v = minimal();
         v["GeneratorId"] =
-            json!("arn:aws:securityhub:::ruleset/cis-aws-foundations-benchmark/v/1.2.0/rule/1.1");
+            json!("arn:aws:securityhub:::ruleset/cis-aws-foundations-benchmark/v/1.2.0/rule/1.9");
+        let f = Finding::from_asff(v).unwrap();
+        assert_eq!(f.control_id.unwrap().as_str(), "IAM.15");
+        assert_eq!(f.standard_control.unwrap().to_string(), "CIS 1.2.0 1.9");
+
+        // A standard-specific id AWS does not map stays without a control.
+        let mut v = minimal();
+        v["GeneratorId"] =
+            json!("arn:aws:securityhub:::ruleset/cis-aws-foundations-benchmark/v/1.2.0/rule/9.99");
         assert!(Finding::from_asff(v).unwrap().control_id.is_none());
 
         // Other products' generator ids are not read as control ids.
@@ -1059,7 +1122,11 @@ mod tests {
             "GeneratorId": "pci-dss/v/3.2.1/PCI.AutoScaling.1"
         });
         let f = Finding::from_asff(v).unwrap();
-        assert!(f.control_id.is_none());
+        assert_eq!(f.control_id.unwrap().as_str(), "AutoScaling.1");
+        assert_eq!(
+            f.standard_control.unwrap().to_string(),
+            "PCI DSS 3.2.1 PCI.AutoScaling.1"
+        );
         assert_eq!(f.product_name.as_deref(), Some("Security Hub"));
     }
 

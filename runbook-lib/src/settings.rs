@@ -38,10 +38,11 @@ pub enum SettingKey {
     MemberRole,
     ExternalId,
     Identity,
+    FindingsApi,
 }
 
 impl SettingKey {
-    pub const ALL: [SettingKey; 14] = [
+    pub const ALL: [SettingKey; 15] = [
         SettingKey::Backend,
         SettingKey::Region,
         SettingKey::Profile,
@@ -56,6 +57,7 @@ impl SettingKey {
         SettingKey::MemberRole,
         SettingKey::ExternalId,
         SettingKey::Identity,
+        SettingKey::FindingsApi,
     ];
 
     pub fn name(self) -> &'static str {
@@ -74,6 +76,7 @@ impl SettingKey {
             SettingKey::MemberRole => "member_role",
             SettingKey::ExternalId => "external_id",
             SettingKey::Identity => "identity",
+            SettingKey::FindingsApi => "findings_api",
         }
     }
 
@@ -105,6 +108,9 @@ impl SettingKey {
             }
             SettingKey::Identity => {
                 "who you are in the sandbox, for the audit and the two-person rule (on AWS the STS caller is used)"
+            }
+            SettingKey::FindingsApi => {
+                "which Security Hub findings are read from: CSPM (ASFF, GetFindings), the new Security Hub (OCSF, GetFindingsV2), or auto: v2 where it is enabled"
             }
         }
     }
@@ -141,6 +147,7 @@ impl SettingKey {
                 "none, or 2-1224 of A-Z a-z 0-9 + = , . @ : / _ - (STS's ExternalId)".into()
             }
             SettingKey::Identity => "a name: 1-64 of A-Z a-z 0-9 + = , . @ _ -".into(),
+            SettingKey::FindingsApi => "cspm, v2 or auto".into(),
         }
     }
 
@@ -150,6 +157,7 @@ impl SettingKey {
             SettingKey::Backend => &["sandbox", "aws", "auto"],
             SettingKey::Lang => &["en", "ja"],
             SettingKey::Approval => &["interactive", "allow-yes", "two-person"],
+            SettingKey::FindingsApi => &["cspm", "v2", "auto"],
             SettingKey::Model => &[DEFAULT_MODEL, CATALOG_MODEL],
             SettingKey::Region => &[
                 "us-east-1",
@@ -229,6 +237,29 @@ pub enum ApprovalMode {
     TwoPerson,
 }
 
+/// Which Security Hub API findings come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FindingsApi {
+    /// Security Hub CSPM: ASFF through GetFindings and BatchUpdateFindings.
+    Cspm,
+    /// The new Security Hub: OCSF through GetFindingsV2 and BatchUpdateFindingsV2.
+    V2,
+    /// v2 where DescribeSecurityHubV2 says it is enabled, else CSPM.
+    #[default]
+    Auto,
+}
+
+impl FindingsApi {
+    pub fn name(self) -> &'static str {
+        match self {
+            FindingsApi::Cspm => "cspm",
+            FindingsApi::V2 => "v2",
+            FindingsApi::Auto => "auto",
+        }
+    }
+}
+
 /// Where a setting's current value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -295,6 +326,7 @@ pub struct Settings {
     pub external_id: Option<String>,
     /// The sandbox's name for who is acting (the audit's actor).
     pub identity: Option<String>,
+    pub findings_api: FindingsApi,
     env: Vec<(SettingKey, String)>,
     sources: Vec<(SettingKey, Source)>,
 }
@@ -316,6 +348,7 @@ impl Default for Settings {
             member_role: DEFAULT_MEMBER_ROLE.to_string(),
             external_id: None,
             identity: None,
+            findings_api: FindingsApi::Auto,
             env: Vec::new(),
             sources: Vec::new(),
         }
@@ -472,6 +505,7 @@ impl Settings {
             SettingKey::MemberRole => self.member_role.clone_from(&other.member_role),
             SettingKey::ExternalId => self.external_id.clone_from(&other.external_id),
             SettingKey::Identity => self.identity.clone_from(&other.identity),
+            SettingKey::FindingsApi => self.findings_api = other.findings_api,
         }
     }
 
@@ -582,6 +616,14 @@ impl Settings {
                 }
                 self.identity = Some(value.to_string());
             }
+            SettingKey::FindingsApi => {
+                self.findings_api = match value.to_ascii_lowercase().as_str() {
+                    "cspm" => FindingsApi::Cspm,
+                    "v2" => FindingsApi::V2,
+                    "auto" => FindingsApi::Auto,
+                    _ => return Err(invalid()),
+                }
+            }
         }
         Ok(())
     }
@@ -619,6 +661,7 @@ impl Settings {
                 .clone()
                 .unwrap_or_else(|| "none".to_string()),
             SettingKey::Identity => self.identity.clone().unwrap_or_default(),
+            SettingKey::FindingsApi => self.findings_api.name().to_string(),
         }
     }
 

@@ -1,4 +1,5 @@
-"""A small AWS Security Hub server for tests: GetFindings, BatchImportFindings, BatchUpdateFindings.
+"""A small AWS Security Hub server for tests: GetFindings, BatchImportFindings, BatchUpdateFindings,
+insights, and the new Security Hub's v2 findings API (securityhub_v2.py).
 
 Why not moto: moto's Security Hub ignores GetFindings filters and has no
 BatchUpdateFindings, and the kernel depends on both.
@@ -51,8 +52,9 @@ import traceback
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
+from . import securityhub_v2 as v2
 from .http import Handler, LocalServer, RecordedRequest, ServiceError, parse_json, serve_until_signalled
 
 __all__ = [
@@ -72,14 +74,31 @@ __all__ = [
 GET_FINDINGS = "GetFindings"
 BATCH_IMPORT_FINDINGS = "BatchImportFindings"
 BATCH_UPDATE_FINDINGS = "BatchUpdateFindings"
+GET_FINDINGS_V2 = "GetFindingsV2"
+BATCH_UPDATE_FINDINGS_V2 = "BatchUpdateFindingsV2"
+GET_FINDING_STATISTICS_V2 = "GetFindingStatisticsV2"
+DESCRIBE_SECURITY_HUB_V2 = "DescribeSecurityHubV2"
+CREATE_INSIGHT = "CreateInsight"
+GET_INSIGHTS = "GetInsights"
+GET_INSIGHT_RESULTS = "GetInsightResults"
+INSIGHT_RESULTS_PREFIX = "/insights/results/"
 
 # (HTTP method, path) -> operation, from the service model's "http" traits.
 ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/findings"): GET_FINDINGS,
     ("POST", "/findings/import"): BATCH_IMPORT_FINDINGS,
     ("PATCH", "/findings/batchupdate"): BATCH_UPDATE_FINDINGS,
+    ("POST", "/findingsv2"): GET_FINDINGS_V2,
+    ("PATCH", "/findingsv2/batchupdatev2"): BATCH_UPDATE_FINDINGS_V2,
+    ("POST", "/findingsv2/statistics"): GET_FINDING_STATISTICS_V2,
+    ("GET", "/hubv2"): DESCRIBE_SECURITY_HUB_V2,
+    ("POST", "/insights"): CREATE_INSIGHT,
+    ("POST", "/insights/get"): GET_INSIGHTS,
 }
-OPERATIONS = frozenset(ROUTES.values())
+OPERATIONS = frozenset(ROUTES.values()) | {GET_INSIGHT_RESULTS}
+# Paged like GetFindings, and paced by the same documented quota (none is
+# published for GetFindingsV2).
+PAGED = frozenset({GET_FINDINGS, GET_FINDINGS_V2})
 
 # Throttling.  TooManyRequestsException is not one of the model's modeled
 # errors (the modeled 429 is LimitExceededException); it is what the service's
@@ -597,7 +616,10 @@ class SecurityHubServer(LocalServer):
     rate, burst      GetFindings token bucket (requests/second, capacity); rate=None disables throttling
     page_size_limit  largest MaxResults accepted, and the page size when MaxResults is absent
     port             0 = a free port
-    latency          seconds added to every answer (to test cancellation/progress)
+    latency          seconds added to every answer (a real page takes 0.3-1 s)
+    v2_enabled       whether the new Security Hub is enabled (DescribeSecurityHubV2 answers);
+                     when not, the v2 calls are refused with AccessDeniedException
+    ocsf_findings    native OCSF findings (GuardDuty, Inspector) shown only through v2
     """
 
     name = "securityhub"
@@ -613,13 +635,25 @@ class SecurityHubServer(LocalServer):
         *,
         port: int = 0,
         latency: float = 0.0,
+        v2_enabled: bool = False,
+        ocsf_findings: Iterable[dict] = (),
+        account: str = "111111111111",
+        region: str = "us-east-1",
     ):
         super().__init__(port=port, latency=latency)
+        self.v2_enabled = v2_enabled
+        self.account = account
+        self.region = region
+        self._ocsf: dict[str, dict] = {f["metadata"]["uid"]: copy.deepcopy(f) for f in ocsf_findings}
+        self._v2_status: dict[str, int] = {}
+        self._v2_cache: tuple | None = None
+        self._v2_sorted: dict[str, tuple] = {}
+        self._insights: dict[str, dict] = {}
         if isinstance(findings, int):
             findings = make_findings(findings)
         self._store: dict[tuple[str, str], dict] = {}
         self._version = 0
-        self._sorted_cache: tuple | None = None
+        self._sorted_cache: dict[str, tuple] = {}
         for f in findings or ():
             self._store[_key(f)] = copy.deepcopy(f)
         self.bucket = TokenBucket(rate, burst)
@@ -648,6 +682,26 @@ class SecurityHubServer(LocalServer):
             for f in findings:
                 self._store[_key(f)] = copy.deepcopy(f)
             self._touch()
+
+    def add_ocsf_findings(self, findings: Iterable[dict]) -> None:
+        """Native OCSF findings, shown only through the v2 API."""
+        with self._lock:
+            for f in findings:
+                self._ocsf[f["metadata"]["uid"]] = copy.deepcopy(f)
+            self._touch()
+
+    def ocsf_finding(self, uid: str) -> dict | None:
+        """A copy of one finding as GetFindingsV2 shows it, by metadata.uid."""
+        with self._lock:
+            for f in self._v2_view():
+                if f["metadata"]["uid"] == uid:
+                    return copy.deepcopy(f)
+        return None
+
+    @property
+    def insights(self) -> list[dict]:
+        with self._lock:
+            return copy.deepcopy(list(self._insights.values()))
 
     def requests_for(self, operation: str) -> list[RecordedRequest]:
         return [r for r in list(self.requests) if r.operation == operation]
@@ -680,7 +734,8 @@ class SecurityHubServer(LocalServer):
 
     def _touch(self) -> None:
         self._version += 1
-        self._sorted_cache = None
+        self._sorted_cache = {}
+        self._v2_sorted = {}
 
     def serve(self, handler: Handler, method: str, raw_path: str, headers: dict[str, str], raw: bytes) -> None:
         status, payload, extra = self.handle(method, raw_path, headers, raw)
@@ -693,6 +748,8 @@ class SecurityHubServer(LocalServer):
         """(status, JSON body, extra headers) answering one request."""
         path = urlsplit(raw_path).path
         operation = ROUTES.get((method, path))
+        if operation is None and method == "GET" and path.startswith(INSIGHT_RESULTS_PREFIX):
+            operation = GET_INSIGHT_RESULTS
         body, bad_json = parse_json(raw)
         rec = RecordedRequest(method, raw_path, headers, body, raw, operation)
         self.record(rec)
@@ -700,7 +757,7 @@ class SecurityHubServer(LocalServer):
             if operation is None:
                 raise ServiceError(404, "UnknownOperationException", f"No Security Hub operation at {method} {path}")
             self.take_fault(operation)
-            if operation == GET_FINDINGS and not self.bucket.take():
+            if operation in PAGED and not self.bucket.take():
                 with self._lock:
                     self.throttled += 1
                 raise ServiceError(THROTTLE_STATUS, THROTTLE_ERROR_TYPE, THROTTLE_MESSAGE)
@@ -710,10 +767,22 @@ class SecurityHubServer(LocalServer):
                 body = {}
             if not isinstance(body, dict):
                 raise _invalid("The request body must be a JSON object")
+            if operation in (GET_FINDINGS_V2, BATCH_UPDATE_FINDINGS_V2, GET_FINDING_STATISTICS_V2) and not self.v2_enabled:
+                raise ServiceError(403, "AccessDeniedException",
+                                   "The new Security Hub is not enabled in this account and region")
+            if operation == GET_INSIGHT_RESULTS:
+                body = {"InsightArn": unquote(path[len(INSIGHT_RESULTS_PREFIX):])}
             handler = {
                 GET_FINDINGS: self._get_findings,
                 BATCH_IMPORT_FINDINGS: self._batch_import_findings,
                 BATCH_UPDATE_FINDINGS: self._batch_update_findings,
+                GET_FINDINGS_V2: self._get_findings_v2,
+                BATCH_UPDATE_FINDINGS_V2: self._batch_update_findings_v2,
+                GET_FINDING_STATISTICS_V2: self._get_finding_statistics_v2,
+                DESCRIBE_SECURITY_HUB_V2: self._describe_security_hub_v2,
+                CREATE_INSIGHT: self._create_insight,
+                GET_INSIGHTS: self._get_insights,
+                GET_INSIGHT_RESULTS: self._get_insight_results,
             }[operation]
             status, payload, extra = 200, handler(body), {}
         except ServiceError as e:
@@ -749,8 +818,10 @@ class SecurityHubServer(LocalServer):
         cmp_key = functools.cmp_to_key(functools.partial(_compare, orders=orders))
 
         with self._lock:
-            cache = self._sorted_cache
-            if cache is None or cache[0] != query or cache[1] != self._version:
+            # One sorted result per query, so streams paged side by side (one per
+            # severity) each keep theirs.
+            cache = self._sorted_cache.get(query)
+            if cache is None or cache[1] != self._version:
                 rows = []
                 for f in self._store.values():
                     if all(p(f) for p in preds):
@@ -758,7 +829,7 @@ class SecurityHubServer(LocalServer):
                         rows.append((cmp_key(key), key, f))
                 rows.sort(key=lambda r: r[0])
                 cache = (query, self._version, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
-                self._sorted_cache = cache
+                self._sorted_cache[query] = cache
             _, _, ckeys, keys, items = cache
             start = bisect.bisect_right(ckeys, cmp_key(cursor)) if cursor is not None else 0
             page = items[start:start + max_results]
@@ -834,6 +905,162 @@ class SecurityHubServer(LocalServer):
             if processed:
                 self._touch()
         return {"ProcessedFindings": processed, "UnprocessedFindings": unprocessed}
+
+
+    # ---- the new Security Hub (v2) and insights
+
+    def _v2_view(self) -> list[dict]:
+        """Every finding as GetFindingsV2 shows it (call with the lock held)."""
+        if self._v2_cache is None or self._v2_cache[0] != self._version:
+            view = [v2.asff_to_ocsf(f, self._v2_status.get(v2.metadata_uid(f))) for f in self._store.values()]
+            view.extend(self._ocsf.values())
+            self._v2_cache = (self._version, view)
+        return self._v2_cache[1]
+
+    def _describe_security_hub_v2(self, body: dict) -> dict:
+        if not self.v2_enabled:
+            raise ServiceError(404, "ResourceNotFoundException", "Security Hub V2 is not enabled for this account")
+        return {"HubV2Arn": f"arn:aws:securityhub:{self.region}:{self.account}:hubv2/default",
+                "SubscribedAt": "2025-12-02T00:00:00.000Z"}
+
+    def _get_findings_v2(self, body: dict) -> dict:
+        max_results = body.get("MaxResults", self.page_size_limit)
+        if isinstance(max_results, bool) or not isinstance(max_results, int) or not 1 <= max_results <= self.page_size_limit:
+            raise _invalid(f"MaxResults must be between 1 and {self.page_size_limit}; got {max_results!r}")
+        if body.get("Scopes"):
+            raise ServiceError(403, "AccessDeniedException", "Scopes are for the organization's delegated administrator")
+        pred = v2.compile_filters(body.get("Filters"))
+        key = v2.sort_key(body.get("SortCriteria"))
+        query = v2.query_digest(body)
+        start = v2.decode_token(body["NextToken"], query) if body.get("NextToken") else 0
+        with self._lock:
+            cached = self._v2_sorted.get(query)
+            if cached is None or cached[0] != self._version:
+                cached = (self._version, sorted((f for f in self._v2_view() if pred(f)), key=key))
+                self._v2_sorted[query] = cached
+            items = cached[1]
+            page = copy.deepcopy(items[start:start + max_results])
+        out: dict[str, Any] = {"Findings": page}
+        if start + max_results < len(items):
+            out["NextToken"] = v2.encode_token(query, start + max_results)
+        return out
+
+    def _get_finding_statistics_v2(self, body: dict) -> dict:
+        rules = body.get("GroupByRules")
+        if not isinstance(rules, list) or not 1 <= len(rules) <= v2.MAX_GROUP_BY_RULES:
+            raise _invalid(f"GroupByRules must be a list of 1 to {v2.MAX_GROUP_BY_RULES} rules")
+        results = []
+        with self._lock:
+            view = self._v2_view()
+            for rule in rules:
+                field = (rule or {}).get("GroupByField")
+                if field not in v2.GROUP_BY_FIELDS:
+                    raise _invalid(f"Invalid GroupByField: {field!r}")
+                pred = v2.compile_filters(rule.get("Filters"))
+                results.append({"GroupByField": field,
+                                "GroupByValues": v2.group_counts([f for f in view if pred(f)], field)})
+        return {"GroupByResults": results}
+
+    def _batch_update_findings_v2(self, body: dict) -> dict:
+        uids, idents = body.get("MetadataUids"), body.get("FindingIdentifiers")
+        if (uids is None) == (idents is None):
+            raise _invalid("Give either MetadataUids or FindingIdentifiers, not both")
+        refs = uids if uids is not None else idents
+        if not isinstance(refs, list) or not 1 <= len(refs) <= v2.MAX_BATCH:
+            raise _invalid(f"MetadataUids/FindingIdentifiers must be a list of 1 to {v2.MAX_BATCH}")
+        comment, status_id, severity_id = body.get("Comment"), body.get("StatusId"), body.get("SeverityId")
+        if comment is not None and (not isinstance(comment, str) or not 1 <= len(comment) <= v2.MAX_COMMENT):
+            raise _invalid(f"Comment must be 1 to {v2.MAX_COMMENT} characters")
+        if status_id is not None and status_id not in v2.STATUS_IDS:
+            raise _invalid(f"StatusId must be one of {sorted(v2.STATUS_IDS)}")
+        if severity_id is not None and severity_id not in v2.SEVERITY_IDS:
+            raise _invalid(f"SeverityId must be one of {sorted(v2.SEVERITY_IDS)}")
+        if comment is None and status_id is None and severity_id is None:
+            raise _invalid("Nothing to update: give Comment, StatusId or SeverityId")
+        processed, unprocessed = [], []
+        stamp = now_iso()
+        with self._lock:
+            by_uid = {v2.metadata_uid(f): f for f in self._store.values()}
+            for ref in refs:
+                if isinstance(ref, dict):
+                    uid = next((f["metadata"]["uid"] for f in self._v2_view()
+                                if f.get("finding_info", {}).get("uid") == ref.get("FindingInfoUid")
+                                and f["cloud"]["account"]["uid"] == ref.get("CloudAccountUid")), None)
+                    out_ref = {"FindingIdentifier": ref}
+                else:
+                    uid, out_ref = ref, {"MetadataUid": ref}
+                asff, ocsf = by_uid.get(uid), self._ocsf.get(uid)
+                if asff is None and ocsf is None:
+                    unprocessed.append({**out_ref, "ErrorCode": "ResourceNotFoundException",
+                                        "ErrorMessage": "Finding not found"})
+                    continue
+                if asff is not None:
+                    update: dict[str, Any] = {}
+                    if status_id in v2.WORKFLOW_OF_STATUS:
+                        update["Workflow"] = {"Status": v2.WORKFLOW_OF_STATUS[status_id]}
+                        self._v2_status.pop(uid, None)
+                    elif status_id is not None:
+                        self._v2_status[uid] = status_id
+                    if comment is not None:
+                        update["Note"] = {"Text": comment, "UpdatedBy": "securityhub-v2"}
+                    _apply_update(asff, update, stamp)
+                else:
+                    if status_id is not None:
+                        ocsf["status_id"], ocsf["status"] = status_id, v2.STATUS_CAPTION.get(status_id, "Other")
+                    if severity_id is not None:
+                        ocsf["severity_id"], ocsf["severity"] = severity_id, v2.SEVERITY_CAPTION[severity_id]
+                    if comment is not None:
+                        ocsf["comment"] = comment
+                processed.append(out_ref)
+            self._touch()
+        return {"ProcessedFindings": processed, "UnprocessedFindings": unprocessed}
+
+    def _create_insight(self, body: dict) -> dict:
+        name, filters, group_by = body.get("Name"), body.get("Filters"), body.get("GroupByAttribute")
+        if not isinstance(name, str) or not name:
+            raise _invalid("Name is required")
+        if not isinstance(group_by, str) or group_by not in STRING_FIELDS:
+            raise _invalid(f"Invalid GroupByAttribute: {group_by!r}")
+        compile_filters(filters)
+        with self._lock:
+            if len(self._insights) >= v2.MAX_INSIGHTS:
+                raise ServiceError(429, "LimitExceededException",
+                                   f"The account already has {v2.MAX_INSIGHTS} custom insights")
+            arn = f"arn:aws:securityhub:{self.region}:{self.account}:insight/{self.account}/custom/{uuid.uuid4()}"
+            self._insights[arn] = {"InsightArn": arn, "Name": name, "Filters": filters or {}, "GroupByAttribute": group_by}
+        return {"InsightArn": arn}
+
+    def _get_insights(self, body: dict) -> dict:
+        max_results = body.get("MaxResults", 100)
+        if not isinstance(max_results, int) or not 1 <= max_results <= 100:
+            raise _invalid("MaxResults must be between 1 and 100")
+        with self._lock:
+            insights = list(self._insights.values())
+        wanted = body.get("InsightArns")
+        if wanted:
+            insights = [i for i in insights if i["InsightArn"] in wanted]
+        start = int(body["NextToken"]) if str(body.get("NextToken", "")).isdigit() else 0
+        out: dict[str, Any] = {"Insights": copy.deepcopy(insights[start:start + max_results])}
+        if start + max_results < len(insights):
+            out["NextToken"] = str(start + max_results)
+        return out
+
+    def _get_insight_results(self, body: dict) -> dict:
+        with self._lock:
+            insight = self._insights.get(body["InsightArn"])
+            if insight is None:
+                raise ServiceError(404, "ResourceNotFoundException", f"Insight {body['InsightArn']} not found")
+            preds = compile_filters(insight["Filters"])
+            paths = STRING_FIELDS[insight["GroupByAttribute"]]
+            counts: dict[str, int] = {}
+            for f in self._store.values():
+                if all(p(f) for p in preds):
+                    for v in {str(x) for x in _values(f, paths)}:
+                        counts[v] = counts.get(v, 0) + 1
+        values = [{"GroupByAttributeValue": v, "Count": n}
+                  for v, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))][:100]
+        return {"InsightResults": {"InsightArn": insight["InsightArn"],
+                                   "GroupByAttribute": insight["GroupByAttribute"], "ResultValues": values}}
 
 
 def _validate_update(body: dict) -> dict:
@@ -1068,6 +1295,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=DEFAULT_RATE, help="GetFindings requests/second (default 3)")
     p.add_argument("--burst", type=int, default=DEFAULT_BURST, help="GetFindings burst (default 6)")
     p.add_argument("--no-throttle", action="store_true", help="never throttle")
+    p.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer (real pages: 0.3-1 s)")
+    p.add_argument("--v2", action="store_true", help="the new Security Hub is enabled (GetFindingsV2 and friends)")
     args = p.parse_args(argv)
 
     findings = make_findings(args.findings)
@@ -1075,7 +1304,8 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.findings_file, encoding="utf-8") as fh:
             loaded = json.load(fh)
         findings += loaded["Findings"] if isinstance(loaded, dict) else loaded
-    server = SecurityHubServer(findings, rate=None if args.no_throttle else args.rate, burst=args.burst, port=args.port)
+    server = SecurityHubServer(findings, rate=None if args.no_throttle else args.rate, burst=args.burst, port=args.port,
+                               latency=args.latency, v2_enabled=args.v2)
     return serve_until_signalled(server)
 
 

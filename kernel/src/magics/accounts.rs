@@ -29,7 +29,7 @@ pub async fn run(_args: AccountsArgs, cx: &mut Context<'_>) -> Result<(), MagicE
         limit: None,
         ..FindingFilter::default()
     };
-    let mut counting = |p: runbook::cloud::FetchProgress| {
+    let mut counting = |p: runbook::cloud::FetchProgress, _: &[runbook::finding::Finding]| {
         out.update(
             &handle,
             render::progress(&Text::AccountsCounting.fill(lang, &[&p.pages, &p.findings])),

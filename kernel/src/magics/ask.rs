@@ -131,7 +131,7 @@ impl KernelHost<'_> {
             limit: Some(limit),
             ..FindingFilter::default()
         };
-        let mut ignore = |_: FetchProgress| {};
+        let mut ignore = |_: FetchProgress, _: &[runbook::finding::Finding]| {};
         let found = self
             .cx
             .cancellable(connected.cloud.get_findings(&filter, &mut ignore))

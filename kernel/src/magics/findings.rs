@@ -3,11 +3,17 @@
 use clap::Parser;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use runbook::Severity;
-use runbook::cloud::FetchProgress;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use runbook::cloud::{FetchProgress, FindingCounts, Organisation, sort_findings};
+use runbook::finding::Finding;
 use runbook::finding::{AccountId, ComplianceStatus, ControlId, FindingFilter, WorkflowStatus};
 use serde_json::json;
 
 use crate::context::{Context, Listing, MagicError};
+use crate::output::{DisplayHandle, Output};
 use crate::render::text::Text;
 use crate::render::{Bundle, findings as render, html};
 use runbook::settings::Lang;
@@ -16,9 +22,29 @@ pub const DEFAULT_LIMIT: usize = 50;
 /// How long a listing waits to learn the caller's account.
 const CALLER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 pub const MAX_LIMIT: u32 = 100_000;
+/// How often the table is redrawn while pages arrive.
+const REDRAW_EVERY: Duration = Duration::from_millis(250);
 
 fn labels<T: Copy>(all: &[T], label: fn(T) -> &'static str) -> Vec<&'static str> {
     all.iter().map(|v| label(*v)).collect()
+}
+
+/// Any compliance status, and none: findings that are not control checks.
+const ANY_STATUS: &str = "ANY";
+
+fn compliance_choices() -> Vec<&'static str> {
+    let mut choices = labels(ComplianceStatus::ALL, ComplianceStatus::label);
+    choices.push(ANY_STATUS);
+    choices
+}
+
+fn parse_compliance(raw: &str) -> Result<Option<ComplianceStatus>, String> {
+    if raw.eq_ignore_ascii_case(ANY_STATUS) {
+        return Ok(None);
+    }
+    raw.parse::<ComplianceStatus>()
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 fn parse_region(raw: &str) -> Result<String, String> {
@@ -41,10 +67,10 @@ pub struct FindingsArgs {
     /// Control ids, comma-separated, e.g. EC2.19,IAM.7
     #[arg(long, value_delimiter = ',', value_name = "CONTROL", value_parser = |s: &str| s.parse::<ControlId>())]
     pub control: Vec<ControlId>,
-    /// Compliance statuses, comma-separated (default FAILED)
+    /// Compliance statuses, comma-separated (default FAILED); ANY also lists findings that check no control (GuardDuty threats, Inspector CVEs)
     #[arg(long, value_delimiter = ',', ignore_case = true, value_name = "STATUS",
-          value_parser = PossibleValuesParser::new(labels(ComplianceStatus::ALL, ComplianceStatus::label)).try_map(|s| s.parse::<ComplianceStatus>()))]
-    pub status: Vec<ComplianceStatus>,
+          value_parser = PossibleValuesParser::new(compliance_choices()).try_map(|s| parse_compliance(&s)))]
+    pub status: Vec<Option<ComplianceStatus>>,
     /// Workflow statuses, comma-separated (default NEW,NOTIFIED)
     #[arg(long, value_delimiter = ',', ignore_case = true, value_name = "WORKFLOW",
           value_parser = PossibleValuesParser::new(labels(WorkflowStatus::ALL, WorkflowStatus::label)).try_map(|s| s.parse::<WorkflowStatus>()))]
@@ -71,6 +97,9 @@ pub struct FindingsArgs {
     /// Keep every matching finding
     #[arg(long)]
     pub all: bool,
+    /// Only count the matching findings, by severity and account; read no page
+    #[arg(long, conflicts_with_all = ["limit", "all"])]
+    pub counts: bool,
 }
 
 impl FindingsArgs {
@@ -90,8 +119,10 @@ impl FindingsArgs {
             },
             ..FindingFilter::default()
         };
-        if !self.status.is_empty() {
-            filter.compliance_statuses = self.status.clone();
+        if self.status.contains(&None) {
+            filter.compliance_statuses = Vec::new();
+        } else if !self.status.is_empty() {
+            filter.compliance_statuses = self.status.iter().flatten().copied().collect();
         }
         if !self.workflow.is_empty() {
             filter.workflow_statuses = self.workflow.clone();
@@ -118,6 +149,29 @@ fn progress_bundle(backend: &str, p: Option<FetchProgress>, lang: Lang) -> Bundl
     )
 }
 
+/// Shows why reading failed in the cell's display, and gives the error back.
+fn failed(out: &dyn Output, handle: &DisplayHandle, error: MagicError, lang: Lang) -> MagicError {
+    let text = Text::ReadingFailed.fill(lang, &[&error.evalue]);
+    out.update(
+        handle,
+        Bundle::html(
+            text.clone(),
+            html::pre(&text),
+            json!({"error": error.evalue}),
+        ),
+    );
+    error
+}
+
+/// Severity counts as the chart takes them.
+fn severity_map(counts: &FindingCounts) -> BTreeMap<Severity, usize> {
+    counts
+        .by_severity
+        .iter()
+        .map(|(s, n)| (*s, usize::try_from(*n).unwrap_or(usize::MAX)))
+        .collect()
+}
+
 pub async fn run(args: FindingsArgs, cx: &mut Context<'_>) -> Result<(), MagicError> {
     let out = cx.out;
     let filter = args.filter();
@@ -134,31 +188,110 @@ pub async fn run(args: FindingsArgs, cx: &mut Context<'_>) -> Result<(), MagicEr
     let info = connected.describe();
     let source = format!("{} ({})", info.kind, info.region);
     let handle = out.display(progress_bundle(&source, None, lang));
-    let mut last = None;
-    let mut report = |p: FetchProgress| {
-        last = Some(p);
-        out.update(&handle, progress_bundle(&source, Some(p), lang));
+    if args.counts {
+        let (counted, organisation) = cx
+            .cancellable(async {
+                tokio::join!(
+                    connected.cloud.count_findings(&filter),
+                    connected.cloud.organisation()
+                )
+            })
+            .await?;
+        return match counted {
+            Ok(counts) => {
+                if counts.total > 0 {
+                    out.display(render::severity_chart(&severity_map(&counts), lang));
+                }
+                out.update(&handle, render::counted(&counts, &organisation, lang));
+                Ok(())
+            }
+            Err(error) => Err(failed(out, &handle, error.into(), lang)),
+        };
+    }
+    // Counts come from one aggregate call, so the chart shows while the pages
+    // are still being read; counts, account names and pages run side by side.
+    let names: Mutex<Option<Organisation>> = Mutex::new(None);
+    let naming = async {
+        let organisation = connected.cloud.organisation().await;
+        if let Ok(mut n) = names.lock() {
+            *n = Some(organisation);
+        }
     };
+    let expected: Mutex<Option<u64>> = Mutex::new(None);
+    let charted = Mutex::new(false);
+    let counting = async {
+        let counted = connected.cloud.count_findings(&filter).await;
+        match &counted {
+            Ok(counts) => {
+                if let Ok(mut e) = expected.lock() {
+                    *e = Some(counts.total);
+                }
+                if counts.total > 0 {
+                    out.display(render::severity_chart(&severity_map(counts), lang));
+                    if let Ok(mut c) = charted.lock() {
+                        *c = true;
+                    }
+                }
+            }
+            Err(why) => {
+                let text = Text::FindingsCountsUnavailable.fill(lang, &[why]);
+                out.display(Bundle::html(
+                    text.clone(),
+                    format!("<p><em>{}</em></p>", html::text(&text)),
+                    json!({"counts_unavailable": why.to_string()}),
+                ));
+            }
+        }
+    };
+    let filter_text = filter.describe();
+    let rows = filter.limit.unwrap_or(usize::MAX).min(render::MAX_ROWS);
+    let mut last = None;
+    let mut most_severe: Vec<Finding> = Vec::new();
+    let mut shown_at: Option<Instant> = None;
+    let mut report = |p: FetchProgress, page: &[Finding]| {
+        last = Some(p);
+        if page.is_empty() {
+            return;
+        }
+        most_severe.extend_from_slice(page);
+        sort_findings(&mut most_severe);
+        most_severe.truncate(rows);
+        // Pages can come many a second; redrawing a few times a second is enough.
+        if shown_at.is_some_and(|t| t.elapsed() < REDRAW_EVERY) {
+            return;
+        }
+        shown_at = Some(Instant::now());
+        let total = expected.lock().ok().and_then(|e| *e);
+        let organisation = names
+            .lock()
+            .ok()
+            .and_then(|n| n.clone())
+            .unwrap_or_default();
+        out.update(
+            &handle,
+            render::partial_listing(
+                &most_severe,
+                p.findings,
+                total,
+                &filter_text,
+                &info,
+                &organisation,
+                lang,
+            ),
+        );
+    };
+    let fetching = connected.cloud.get_findings(&filter, &mut report);
     let fetched = cx
-        .cancellable(connected.cloud.get_findings(&filter, &mut report))
+        .cancellable(async { tokio::join!(counting, naming, fetching).2 })
         .await;
     let findings = match fetched.and_then(|r| r.map_err(MagicError::from)) {
         Ok(findings) => findings,
-        Err(error) => {
-            let text = Text::ReadingFailed.fill(lang, &[&error.evalue]);
-            out.update(
-                &handle,
-                Bundle::html(
-                    text.clone(),
-                    html::pre(&text),
-                    json!({"error": error.evalue}),
-                ),
-            );
-            return Err(error);
-        }
+        Err(error) => return Err(failed(out, &handle, error, lang)),
     };
+    let chart = charted.into_inner().unwrap_or(false);
+    let organisation = names.into_inner().ok().flatten().unwrap_or_default();
     let limited = filter.limit.is_some_and(|n| findings.len() >= n);
-    let mut filter_text = filter.describe();
+    let mut filter_text = filter_text;
     if let Some(p) = last
         && p.unreadable > 0
     {
@@ -167,20 +300,14 @@ pub async fn run(args: FindingsArgs, cx: &mut Context<'_>) -> Result<(), MagicEr
             p.unreadable
         ));
     }
-    let organisation = cx.cancellable(connected.cloud.organisation()).await?;
+    // Described again: the API in use is known once the first page was read.
+    let info = connected.describe();
     out.update(
         &handle,
-        render::listing(
-            &findings,
-            &filter_text,
-            &info,
-            &organisation,
-            limited,
-            cx.settings().lang,
-        ),
+        render::listing(&findings, &filter_text, &info, &organisation, limited, lang),
     );
-    if !findings.is_empty() {
-        out.display(render::severity_chart(&findings, cx.settings().lang));
+    if !chart && !findings.is_empty() {
+        out.display(render::severity_chart(&render::counts(&findings), lang));
     }
     cx.session.listing = Some(Listing {
         findings,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use runbook::Severity;
-use runbook::cloud::{BackendInfo, Organisation};
+use runbook::cloud::{BackendInfo, FindingCounts, Organisation};
 use runbook::finding::Finding;
 use serde_json::{Value, json};
 
@@ -45,10 +45,18 @@ fn resource_label(f: &Finding) -> String {
         .unwrap_or_default()
 }
 
+/// The consolidated control, with the standard's own id beside it when the
+/// finding named only that (e.g. "IAM.15 (CIS 1.2.0 1.9)").
 fn control(f: &Finding) -> String {
-    f.control_id
+    let consolidated = f
+        .control_id
         .as_ref()
-        .map_or_else(String::new, |c| c.as_str().to_string())
+        .map_or_else(String::new, |c| c.as_str().to_string());
+    match &f.standard_control {
+        Some(sc) if !consolidated.is_empty() => format!("{consolidated} ({sc})"),
+        Some(sc) => sc.to_string(),
+        None => consolidated,
+    }
 }
 
 /// Cuts `s` to `max` characters for plain-text tables.
@@ -88,6 +96,52 @@ pub fn listing(
     limited: bool,
     lang: Lang,
 ) -> Bundle {
+    listing_with(
+        findings,
+        filter_text,
+        backend,
+        organisation,
+        limited,
+        None,
+        lang,
+    )
+}
+
+/// The listing while pages arrive: the most severe rows so far, and how many
+/// of the counted total have been read.
+pub fn partial_listing(
+    findings: &[Finding],
+    read: usize,
+    expected: Option<u64>,
+    filter_text: &str,
+    backend: &BackendInfo,
+    organisation: &Organisation,
+    lang: Lang,
+) -> Bundle {
+    let status = match expected {
+        Some(total) => Text::FindingsReadOfTotal.fill(lang, &[&read, &total]),
+        None => Text::FindingsReadSoFar.fill(lang, &[&read]),
+    };
+    listing_with(
+        findings,
+        filter_text,
+        backend,
+        organisation,
+        false,
+        Some(status),
+        lang,
+    )
+}
+
+fn listing_with(
+    findings: &[Finding],
+    filter_text: &str,
+    backend: &BackendInfo,
+    organisation: &Organisation,
+    limited: bool,
+    reading: Option<String>,
+    lang: Lang,
+) -> Bundle {
     let counts = counts(findings);
     let shown = &findings[..findings.len().min(MAX_ROWS)];
     let source = format!("{} · {}", backend.kind, backend.region);
@@ -95,7 +149,13 @@ pub fn listing(
     if limited {
         heading.push_str(Text::FindingsLimited.get(lang));
     }
+    if let Some(status) = &reading {
+        heading = format!("{status} {heading}");
+    }
     let mut plain = format!("{heading}\n{}\n", counts_text(&counts));
+    if let Some(api) = &backend.findings_api {
+        plain.push_str(&format!("{}\n", Text::FindingsSource.fill(lang, &[api])));
+    }
     let mut table = Table::new(
         "runbook-findings",
         &[
@@ -141,6 +201,8 @@ pub fn listing(
             "id": f.id,
             "severity": f.severity,
             "control_id": f.control_id,
+            "standard_control": f.standard_control.as_ref().map(ToString::to_string),
+            "source": f.source,
             "title": f.title,
             "resource": resource,
             "account": f.account,
@@ -160,6 +222,12 @@ pub fn listing(
             .collect::<Vec<_>>()
             .join(" &nbsp; ")
     );
+    if let Some(api) = &backend.findings_api {
+        rich.push_str(&format!(
+            "<p><small>{}</small></p>",
+            html::text(&Text::FindingsSource.fill(lang, &[api]))
+        ));
+    }
     if let Some(why) = &organisation.unavailable {
         plain.push_str(&format!("{why}\n"));
         rich.push_str(&format!("<p>{}</p>", html::text(why)));
@@ -193,6 +261,7 @@ pub fn listing(
             "filter": filter_text,
             "total": findings.len(),
             "limited": limited,
+            "reading": reading.is_some(),
             "counts": counts_json,
             "names_unavailable": organisation.unavailable,
             "shown": rows,
@@ -200,9 +269,56 @@ pub fn listing(
     )
 }
 
+/// What the service counted before any page was read: by severity, by account.
+pub fn counted(counts: &FindingCounts, organisation: &Organisation, lang: Lang) -> Bundle {
+    let by_severity: BTreeMap<Severity, usize> = counts
+        .by_severity
+        .iter()
+        .map(|(s, n)| (*s, usize::try_from(*n).unwrap_or(usize::MAX)))
+        .collect();
+    let heading = Text::FindingsCounted.fill(lang, &[&counts.total, &counts.method]);
+    let mut plain = format!("{heading}\n{}\n", counts_text(&by_severity));
+    let mut rich = format!(
+        "<div class=\"runbook-counts\"><p><strong>{}</strong></p><p>{}</p>",
+        html::text(&heading),
+        by_severity
+            .iter()
+            .rev()
+            .map(|(s, n)| format!("{} {n}", severity_badge(*s)))
+            .collect::<Vec<_>>()
+            .join(" &nbsp; ")
+    );
+    if !counts.by_account.is_empty() {
+        let mut table = Table::new(
+            "runbook-counts-by-account",
+            &[Text::ColAccount.get(lang), Text::ChartAxisCount.get(lang)],
+        );
+        for (account, n) in &counts.by_account {
+            let label = organisation.label(account);
+            plain.push_str(&format!("  {label:<40} {n}\n"));
+            table.row(vec![Cell::code(label), Cell::text(n.to_string())]);
+        }
+        rich.push_str(&table.render());
+    }
+    rich.push_str("</div>");
+    let accounts: Vec<Value> = counts
+        .by_account
+        .iter()
+        .map(|(a, n)| json!({"account": a, "account_name": organisation.name_of(a), "count": n}))
+        .collect();
+    let severities: serde_json::Map<String, Value> = by_severity
+        .iter()
+        .map(|(s, n)| (s.label().to_string(), json!(n)))
+        .collect();
+    Bundle::html(
+        plain.trim_end().to_string(),
+        rich,
+        json!({"total": counts.total, "counts": severities, "by_account": accounts, "method": counts.method}),
+    )
+}
+
 /// A Vega-Lite bar chart of the counts, in severity order and colours.
-pub fn severity_chart(findings: &[Finding], lang: Lang) -> Bundle {
-    let counts = counts(findings);
+pub fn severity_chart(counts: &BTreeMap<Severity, usize>, lang: Lang) -> Bundle {
     let values: Vec<Value> = counts
         .iter()
         .rev()
@@ -227,7 +343,7 @@ pub fn severity_chart(findings: &[Finding], lang: Lang) -> Bundle {
         "width": 320,
         "height": 160
     });
-    let plain = Text::ChartCounts.fill(lang, &[&counts_text(&counts)]);
+    let plain = Text::ChartCounts.fill(lang, &[&counts_text(counts)]);
     // Markdown, not HTML, as the fallback: JupyterLab prefers HTML to Vega-Lite but
     // Vega-Lite to Markdown, so the chart is what shows where it can be drawn.
     let mut markdown = SafeMarkdown::new();

@@ -70,6 +70,11 @@ texts! {
     ColAfter => "After", "変更後";
     FindingsHeading => "{0} finding(s) ({1}) — {2}", "検出結果 {0} 件 ({1}) — {2}";
     FindingsLimited => " — limited; use --limit N or --all for more", " — 件数を制限しています。--limit N または --all で増やせます";
+    FindingsReadOfTotal => "Reading… {0} of {1} read.", "読み込み中… {1} 件中 {0} 件。";
+    FindingsReadSoFar => "Reading… {0} read so far.", "読み込み中… ここまで {0} 件。";
+    FindingsSource => "Source: {0}", "取得元: {0}";
+    FindingsCounted => "{0} finding(s) match, counted by {1} before any page is read", "該当する検出結果は {0} 件です ({1} による集計。ページを読む前の件数)";
+    FindingsCountsUnavailable => "Counts are not available up front ({0}); the table fills as pages arrive.", "事前の件数は取得できません ({0})。ページが届くたびに表が埋まります。";
     FindingsNoneMatch => "No findings match.", "条件に一致する検出結果はありません。";
     FindingsShowingFirst => "Showing the first {0} of {1}. %finding N opens any of them; filters narrow the list.", "{1} 件中、最初の {0} 件を表示しています。%finding N でどれでも開けます。フィルターで絞り込めます。";
     FindingsHint => "%finding N shows one in full; %summarize N and %remediate N act on it.", "%finding N で詳細を表示し、%summarize N と %remediate N で対応します。";

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::cloud::aws::{AwsCloud, load_sdk_config, probe_credentials};
 use crate::cloud::{BackendInfo, Cloud, CloudError, MemberRole, Sandbox};
-use crate::settings::{BackendChoice, SettingKey, Settings};
+use crate::settings::{BackendChoice, FindingsApi, SettingKey, Settings};
 
 /// The settings that decide which backend is built.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +14,7 @@ struct Key {
     region: Option<String>,
     profile: Option<String>,
     member_role: MemberRole,
+    findings_api: FindingsApi,
 }
 
 impl Key {
@@ -26,6 +27,7 @@ impl Key {
                 name: settings.member_role.clone(),
                 external_id: settings.external_id.clone(),
             },
+            findings_api: settings.findings_api,
         }
     }
 }
@@ -108,7 +110,8 @@ impl Clouds {
                 let sdk = load_sdk_config(settings).await;
                 let reason = format!("backend=aws (set by {source}): the default credential chain");
                 let cloud = AwsCloud::new(&sdk, reason.clone())?
-                    .with_member_role(Key::of(settings).member_role);
+                    .with_member_role(Key::of(settings).member_role)
+                    .with_findings_api(settings.findings_api);
                 Ok(Connected {
                     cloud: Arc::new(cloud),
                     reason,
@@ -120,7 +123,8 @@ impl Clouds {
                     Ok(found) => {
                         let reason = format!("backend=auto: {found}, so AWS is used");
                         let cloud = AwsCloud::new(&sdk, reason.clone())?
-                            .with_member_role(Key::of(settings).member_role);
+                            .with_member_role(Key::of(settings).member_role)
+                    .with_findings_api(settings.findings_api);
                         Ok(Connected {
                             cloud: Arc::new(cloud),
                             reason,

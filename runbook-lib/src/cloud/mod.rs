@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::finding::{AccountId, Finding, FindingFilter, FindingIdentifier, WorkflowStatus};
+use crate::severity::Severity;
 
 pub mod aws;
 pub mod connect;
@@ -69,6 +70,60 @@ pub struct BackendInfo {
     pub accounts: Vec<AccountInfo>,
     /// Regions whose findings it can see (the home region first).
     pub regions: Vec<String>,
+    /// Which Security Hub API findings are read through, once known, e.g.
+    /// "Security Hub CSPM (GetFindings)".
+    #[serde(default)]
+    pub findings_api: Option<String>,
+}
+
+/// How many findings match a filter, known before any page is read.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FindingCounts {
+    pub total: u64,
+    /// Every severity label, most severe first.
+    pub by_severity: Vec<(Severity, u64)>,
+    /// Accounts with findings, most findings first.
+    pub by_account: Vec<(AccountId, u64)>,
+    /// Where the numbers come from, e.g. "GetFindingStatisticsV2".
+    pub method: String,
+}
+
+impl FindingCounts {
+    /// Counts of findings already in hand (the sandbox, or a test).
+    pub fn of<'a>(findings: impl IntoIterator<Item = &'a Finding>, method: &str) -> FindingCounts {
+        let mut severities = std::collections::BTreeMap::new();
+        let mut accounts = std::collections::BTreeMap::new();
+        let mut total = 0;
+        for f in findings {
+            total += 1;
+            *severities.entry(f.severity).or_insert(0) += 1;
+            *accounts.entry(f.account.clone()).or_insert(0) += 1;
+        }
+        FindingCounts::from_groups(total, severities, accounts, method)
+    }
+
+    /// Orders grouped counts for display: all severities, most severe first;
+    /// accounts with most findings first.
+    pub fn from_groups(
+        total: u64,
+        severities: std::collections::BTreeMap<Severity, u64>,
+        accounts: std::collections::BTreeMap<AccountId, u64>,
+        method: &str,
+    ) -> FindingCounts {
+        let by_severity = Severity::ALL
+            .iter()
+            .rev()
+            .map(|s| (*s, severities.get(s).copied().unwrap_or(0)))
+            .collect();
+        let mut by_account: Vec<(AccountId, u64)> = accounts.into_iter().collect();
+        by_account.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        FindingCounts {
+            total,
+            by_severity,
+            by_account,
+            method: method.to_string(),
+        }
+    }
 }
 
 /// Progress of a findings fetch, reported after each page.
@@ -205,8 +260,9 @@ impl fmt::Display for Target {
     }
 }
 
-/// A progress callback; `Send` so the trait's futures stay `Send`.
-pub type ProgressFn<'a> = dyn FnMut(FetchProgress) + Send + 'a;
+/// A progress callback, given each page's matching findings as they arrive;
+/// `Send` so the trait's futures stay `Send`.
+pub type ProgressFn<'a> = dyn FnMut(FetchProgress, &[Finding]) + Send + 'a;
 
 /// A backend: Security Hub and STS here, and every service the catalog acts on
 /// through its own trait ([`Ec2`], [`GuardDuty`], [`Iam`], [`S3Control`], [`Kms`],
@@ -224,6 +280,10 @@ pub trait Cloud: Ec2 + GuardDuty + Iam + S3Control + Kms + Send + Sync {
         filter: &FindingFilter,
         progress: &mut ProgressFn<'_>,
     ) -> Result<Vec<Finding>, CloudError>;
+
+    /// How many findings match the filter, by severity and account, without
+    /// paging through them (the limit is not applied).
+    async fn count_findings(&self, filter: &FindingFilter) -> Result<FindingCounts, CloudError>;
 
     /// Sets the workflow status (and a note, if not blank) on findings, as
     /// BatchUpdateFindings, after checking them with [`FindingUpdate::new`].
@@ -332,6 +392,7 @@ mod tests {
             .map(|i| FindingIdentifier {
                 id: format!("finding-{i}"),
                 product_arn: "arn:aws:securityhub:us-east-1::product/aws/securityhub".into(),
+                source: crate::finding::FindingSource::Asff,
             })
             .collect()
     }

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Access, AccountInfo, Acting, BackendInfo, BackendKind, Cloud, CloudError, FetchProgress,
-    FindingUpdate, MemberRole, MemberSession, Organisation, ProgressFn, SessionRequest, Target,
-    UnprocessedFinding, UpdateOutcome,
+    FindingCounts, FindingUpdate, MemberRole, MemberSession, Organisation, ProgressFn,
+    SessionRequest, Target, UnprocessedFinding, UpdateOutcome,
 };
 use crate::finding::{AccountId, Finding, FindingFilter, FindingIdentifier, Note, WorkflowStatus};
 
@@ -351,6 +351,7 @@ impl Cloud for Sandbox {
                 })
                 .collect(),
             regions: s.region_names(),
+            findings_api: Some("sandbox (ASFF)".to_string()),
         })
     }
 
@@ -363,22 +364,38 @@ impl Cloud for Sandbox {
         let pages = all.len().div_ceil(PAGE_SIZE).max(1);
         let mut kept = 0;
         for (i, page) in all.chunks(PAGE_SIZE).enumerate() {
-            kept += page.iter().filter(|f| filter.matches(f)).count();
-            progress(FetchProgress {
-                pages: i + 1,
-                findings: kept,
-                unreadable: 0,
-                done: false,
-            });
+            let matching: Vec<Finding> =
+                page.iter().filter(|f| filter.matches(f)).cloned().collect();
+            kept += matching.len();
+            progress(
+                FetchProgress {
+                    pages: i + 1,
+                    findings: kept,
+                    unreadable: 0,
+                    done: false,
+                },
+                &matching,
+            );
         }
         let selected = super::select(all, filter);
-        progress(FetchProgress {
-            pages,
-            findings: selected.len(),
-            unreadable: 0,
-            done: true,
-        });
+        progress(
+            FetchProgress {
+                pages,
+                findings: selected.len(),
+                unreadable: 0,
+                done: true,
+            },
+            &[],
+        );
         Ok(selected)
+    }
+
+    async fn count_findings(&self, filter: &FindingFilter) -> Result<FindingCounts, CloudError> {
+        let all = self.all_findings()?;
+        Ok(FindingCounts::of(
+            all.iter().filter(|f| filter.matches(f)),
+            "sandbox",
+        ))
     }
 
     async fn update_findings(
@@ -482,7 +499,7 @@ mod tests {
     }
 
     fn list(cloud: &dyn Cloud, filter: &FindingFilter) -> Vec<Finding> {
-        block_on(cloud.get_findings(filter, &mut |_| {})).unwrap()
+        block_on(cloud.get_findings(filter, &mut |_, _| {})).unwrap()
     }
 
     fn control(s: &str) -> ControlId {
@@ -739,6 +756,7 @@ mod tests {
             id: "arn:aws:securityhub:us-east-1:222222222222:security-control/EC2.13/finding/nope"
                 .into(),
             product_arn: f.product_arn.clone(),
+            source: crate::finding::FindingSource::Asff,
         };
         let out = block_on(sb.update_findings(
             &[f.identifier(), missing.clone()],
@@ -788,6 +806,7 @@ mod tests {
             .map(|i| FindingIdentifier {
                 id: format!("missing-{i}"),
                 product_arn: f.product_arn.clone(),
+                source: crate::finding::FindingSource::Asff,
             })
             .collect();
         ids.push(f.identifier());
@@ -832,7 +851,7 @@ mod tests {
             limit: Some(3),
             ..FindingFilter::default()
         };
-        let fs = block_on(cloud.get_findings(&filter, &mut |p| reports.push(p))).unwrap();
+        let fs = block_on(cloud.get_findings(&filter, &mut |p, _| reports.push(p))).unwrap();
         assert_eq!(fs.len(), 3);
         assert!(fs.iter().all(|f| f.severity >= Severity::High));
         assert_eq!(fs[0].severity, Severity::Critical);

@@ -2,6 +2,7 @@
 
 mod capture;
 pub(crate) mod errors;
+mod findings;
 mod member;
 mod pace;
 mod s3control_endpoint;
@@ -11,31 +12,25 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig};
-use aws_credential_types::provider::ProvideCredentials;
-use aws_sdk_securityhub::types::{
-    AwsSecurityFindingFilters, AwsSecurityFindingIdentifier, NoteUpdate, SortCriterion, SortOrder,
-    StringFilter, StringFilterComparison, WorkflowUpdate,
-};
-
 use crate::cloud::{
-    Access, Acting, BackendInfo, BackendKind, Cloud, CloudError, FetchProgress, FindingUpdate,
-    MemberRole, Organisation, ProgressFn, SessionRequest, Target, UnprocessedFinding,
-    UpdateOutcome, select,
+    Access, Acting, BackendInfo, BackendKind, Cloud, CloudError, FindingCounts, MemberRole,
+    Organisation, ProgressFn, SessionRequest, Target, UpdateOutcome,
 };
 use crate::finding::AccountId;
 use crate::finding::{Finding, FindingFilter, FindingIdentifier, WorkflowStatus};
-use crate::settings::Settings;
+use crate::settings::{FindingsApi, Settings};
+use async_trait::async_trait;
+use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig};
+use aws_credential_types::provider::ProvideCredentials;
 
 pub use capture::CaptureBody;
 pub use errors::cloud_error;
+pub use findings::{INSIGHT_PREFIX, ocsf_filters, securityhub_filters};
 
-/// GetFindings' documented quota: requests per second, and burst.
+/// GetFindings' documented quota: requests per second, and burst. No quota is
+/// published for GetFindingsV2, so it is paced the same.
 const GET_FINDINGS_RATE: f64 = 3.0;
 const GET_FINDINGS_BURST: f64 = 6.0;
-/// GetFindings' largest page.
-const PAGE_SIZE: i32 = 100;
 /// Attempts per request; adaptive retry also paces requests after a throttle.
 const MAX_ATTEMPTS: u32 = 10;
 /// How long the credential chain may take to answer (IMDS probing is the slow part).
@@ -105,6 +100,11 @@ pub struct AwsCloud {
     organisation: Arc<tokio::sync::Mutex<Option<Organisation>>>,
     /// GetFindings' documented quota, kept client-side.
     get_findings_pace: Arc<pace::Pace>,
+    findings_api_setting: FindingsApi,
+    /// The API findings come from, once decided.
+    api: Arc<tokio::sync::OnceCell<findings::ApiChoice>>,
+    /// The kernel's custom insights (name to ARN), once listed.
+    insights: Arc<tokio::sync::Mutex<Option<std::collections::BTreeMap<String, String>>>>,
 }
 
 /// Who the credentials belong to.
@@ -184,7 +184,16 @@ impl AwsCloud {
             caller: Arc::default(),
             organisation: Arc::default(),
             get_findings_pace: Arc::new(pace::Pace::new(GET_FINDINGS_RATE, GET_FINDINGS_BURST)),
+            findings_api_setting: FindingsApi::Auto,
+            api: Arc::default(),
+            insights: Arc::default(),
         })
+    }
+
+    /// Which Security Hub to read findings from (auto until set).
+    pub fn with_findings_api(mut self, api: FindingsApi) -> AwsCloud {
+        self.findings_api_setting = api;
+        self
     }
 
     /// The role to assume in member accounts.
@@ -232,74 +241,6 @@ impl AwsCloud {
     }
 }
 
-fn equals(values: impl IntoIterator<Item = String>) -> Option<Vec<StringFilter>> {
-    let filters: Vec<StringFilter> = values
-        .into_iter()
-        .map(|v| {
-            StringFilter::builder()
-                .value(v)
-                .comparison(StringFilterComparison::Equals)
-                .build()
-        })
-        .collect();
-    (!filters.is_empty()).then_some(filters)
-}
-
-fn contains(value: &Option<String>) -> Option<Vec<StringFilter>> {
-    value.as_ref().map(|v| {
-        vec![
-            StringFilter::builder()
-                .value(v.clone())
-                .comparison(StringFilterComparison::Contains)
-                .build(),
-        ]
-    })
-}
-
-/// The filter as GetFindings filters. The results are matched again locally, so
-/// both backends agree exactly on what a filter means.
-pub fn securityhub_filters(filter: &FindingFilter) -> AwsSecurityFindingFilters {
-    AwsSecurityFindingFilters::builder()
-        .set_id(equals(filter.ids.clone()))
-        .set_severity_label(equals(labels(&filter.severities)))
-        .set_compliance_security_control_id(equals(
-            filter.control_ids.iter().map(|c| c.as_str().to_string()),
-        ))
-        .set_compliance_status(equals(labels(&filter.compliance_statuses)))
-        .set_workflow_status(equals(labels(&filter.workflow_statuses)))
-        .set_record_state(equals(filter.record_state.iter().map(ToString::to_string)))
-        .set_aws_account_id(equals(
-            filter.accounts.iter().map(|a| a.as_str().to_string()),
-        ))
-        .set_region(equals(filter.regions.clone()))
-        .set_resource_type(equals(filter.resource_types.clone()))
-        .set_product_name(contains(&filter.product))
-        .set_title(contains(&filter.title_contains))
-        .build()
-}
-
-fn labels<T: ToString>(items: &[T]) -> Vec<String> {
-    items.iter().map(ToString::to_string).collect()
-}
-
-/// Reads one GetFindings response body: the findings (as ASFF JSON) and the next token.
-fn parse_page(body: &[u8]) -> Result<(Vec<Finding>, usize, Option<String>), CloudError> {
-    let page: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| CloudError::Other(format!("GetFindings returned invalid JSON: {e}")))?;
-    let values = page
-        .get("Findings")
-        .and_then(|f| f.as_array())
-        .cloned()
-        .unwrap_or_default();
-    let (findings, errors) = Finding::from_asff_list(values);
-    let next = page
-        .get("NextToken")
-        .and_then(|t| t.as_str())
-        .filter(|t| !t.is_empty())
-        .map(str::to_string);
-    Ok((findings, errors.len(), next))
-}
-
 #[async_trait]
 impl Cloud for AwsCloud {
     fn describe(&self) -> BackendInfo {
@@ -316,6 +257,7 @@ impl Cloud for AwsCloud {
             reason: self.reason.clone(),
             accounts: Vec::new(),
             regions: vec![self.region.clone()],
+            findings_api: self.findings_api_label(),
         }
     }
 
@@ -324,64 +266,11 @@ impl Cloud for AwsCloud {
         filter: &FindingFilter,
         progress: &mut ProgressFn<'_>,
     ) -> Result<Vec<Finding>, CloudError> {
-        let filters = securityhub_filters(filter);
-        let mut found: Vec<Finding> = Vec::new();
-        let mut next_token: Option<String> = None;
-        let mut pages = 0;
-        let mut unreadable = 0;
-        loop {
-            let capture = CaptureBody::default();
-            self.get_findings_pace.wait().await;
-            let output = self
-                .securityhub
-                .get_findings()
-                .filters(filters.clone())
-                .sort_criteria(
-                    SortCriterion::builder()
-                        .field("SeverityNormalized")
-                        .sort_order(SortOrder::Descending)
-                        .build(),
-                )
-                .sort_criteria(
-                    SortCriterion::builder()
-                        .field("UpdatedAt")
-                        .sort_order(SortOrder::Descending)
-                        .build(),
-                )
-                .max_results(PAGE_SIZE)
-                .set_next_token(next_token.clone())
-                .customize()
-                .interceptor(capture.clone())
-                .send()
-                .await
-                .map_err(|e| self.sh_error("securityhub:GetFindings", e))?;
-            pages += 1;
-            let body = capture.take().ok_or_else(|| {
-                CloudError::Other("GetFindings returned no readable body".to_string())
-            })?;
-            let (page, bad, token) = parse_page(&body)?;
-            unreadable += bad;
-            found.extend(page.into_iter().filter(|f| filter.matches(f)));
-            // Pages come most severe first, so a limit can stop the paging early.
-            let enough = filter.limit.is_some_and(|n| found.len() >= n);
-            next_token = token.or_else(|| output.next_token().map(str::to_string));
-            let done = enough || next_token.is_none();
-            progress(FetchProgress {
-                pages,
-                findings: found.len(),
-                unreadable,
-                done,
-            });
-            if done {
-                break;
-            }
-        }
-        if unreadable > 0 && found.is_empty() {
-            return Err(CloudError::Other(format!(
-                "Security Hub returned {unreadable} findings this kernel could not read"
-            )));
-        }
-        Ok(select(found, filter))
+        self.op_get_findings(filter, progress).await
+    }
+
+    async fn count_findings(&self, filter: &FindingFilter) -> Result<FindingCounts, CloudError> {
+        self.op_count_findings(filter).await
     }
 
     async fn update_findings(
@@ -390,60 +279,7 @@ impl Cloud for AwsCloud {
         workflow: WorkflowStatus,
         note: &str,
     ) -> Result<UpdateOutcome, CloudError> {
-        let update = FindingUpdate::new(ids, workflow, note)?;
-        let mut outcome = UpdateOutcome::default();
-        for batch in update.batches() {
-            let identifiers = batch
-                .iter()
-                .map(|f| {
-                    AwsSecurityFindingIdentifier::builder()
-                        .id(&f.id)
-                        .product_arn(&f.product_arn)
-                        .build()
-                })
-                .collect::<Vec<_>>();
-            let mut request = self
-                .securityhub
-                .batch_update_findings()
-                .set_finding_identifiers(Some(identifiers))
-                .workflow(
-                    WorkflowUpdate::builder()
-                        .status(update.workflow.label().into())
-                        .build(),
-                );
-            if let Some(note) = update.note {
-                let note = NoteUpdate::builder()
-                    .text(note)
-                    .updated_by(UPDATED_BY)
-                    .build();
-                request = request.note(note);
-            }
-            let output = request
-                .send()
-                .await
-                .map_err(|e| self.sh_error("securityhub:BatchUpdateFindings", e))?;
-            for processed in output.processed_findings() {
-                outcome.processed.push(FindingIdentifier {
-                    id: processed.id().unwrap_or_default().to_string(),
-                    product_arn: processed.product_arn().unwrap_or_default().to_string(),
-                });
-            }
-            for failed in output.unprocessed_findings() {
-                let finding = failed.finding_identifier();
-                outcome.unprocessed.push(UnprocessedFinding {
-                    finding: FindingIdentifier {
-                        id: finding.and_then(|f| f.id()).unwrap_or_default().to_string(),
-                        product_arn: finding
-                            .and_then(|f| f.product_arn())
-                            .unwrap_or_default()
-                            .to_string(),
-                    },
-                    error_code: failed.error_code().unwrap_or_default().to_string(),
-                    error_message: failed.error_message().unwrap_or_default().to_string(),
-                });
-            }
-        }
-        Ok(outcome)
+        self.op_update_findings(ids, workflow, note).await
     }
 
     async fn caller_identity(&self) -> Result<String, CloudError> {
