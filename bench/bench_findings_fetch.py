@@ -26,6 +26,10 @@ modes.  To add one (e.g. the runbook kernel's own fetch), write a function
 
 The organisation case (a security account reading 20 members in 4 regions):
     .venv/bin/python bench/bench_findings_fetch.py --accounts 20 --regions 4
+
+Slow pages (real GetFindings pages take 0.3-1 s, so one NextToken chain stays
+under the quota; the kernel pages one stream per severity side by side):
+    .venv/bin/python bench/bench_findings_fetch.py --findings 3000 --latency 0.3
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ class Setup:
     findings: list[dict]
     rate: float
     burst: int
+    latency: float = 0.0
 
 
 SETUP: Setup | None = None
@@ -86,7 +91,7 @@ def bench_peer(name: str, fn: Callable[[str], int]) -> PeerResult:
     """
     assert SETUP is not None, "call setup() first"
     result = PeerResult(name)
-    with SecurityHubServer(findings=SETUP.findings, rate=SETUP.rate, burst=SETUP.burst) as server:
+    with SecurityHubServer(findings=SETUP.findings, rate=SETUP.rate, burst=SETUP.burst, latency=SETUP.latency) as server:
         start = time.perf_counter()
         try:
             result.findings = fn(server.url)
@@ -186,8 +191,10 @@ def print_table(results: list[PeerResult] | None = None) -> None:
     print(
         f"GetFindings: {len(SETUP.findings)} findings in {len({a for a, _ in spread})} accounts x "
         f"{len({r for _, r in spread})} regions, {PAGE_SIZE} per page, "
-        f"throttle {SETUP.rate:g} req/s burst {SETUP.burst}"
+        f"throttle {SETUP.rate:g} req/s burst {SETUP.burst}, {SETUP.latency * 1000:.0f} ms per answer"
     )
+    least = math.ceil(len(SETUP.findings) / PAGE_SIZE)
+    print(f"quota floor for the fewest pages ({least}): {max(0, least - SETUP.burst) / SETUP.rate:.2f} s")
     head = ("peer", "time s", "pages", "requests", "throttled", "floor s", "time/floor", "findings/s")
     rows = [
         (
@@ -213,7 +220,7 @@ def print_table(results: list[PeerResult] | None = None) -> None:
             print(f"ERROR {r.name}: {r.error}")
 
 
-def setup(findings: int, rate: float, burst: int, accounts: int = 1, regions: int = 1) -> Setup:
+def setup(findings: int, rate: float, burst: int, accounts: int = 1, regions: int = 1, latency: float = 0.0) -> Setup:
     """N open findings, spread round-robin over `accounts` accounts and `regions`
     regions, as a security account's aggregation region returns them."""
     global SETUP
@@ -231,7 +238,7 @@ def setup(findings: int, rate: float, burst: int, accounts: int = 1, regions: in
         )
         for i in range(findings)
     ]
-    SETUP = Setup(items, rate, burst)
+    SETUP = Setup(items, rate, burst, latency)
     return SETUP
 
 
@@ -242,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--burst", type=int, default=6, help="GetFindings burst (default 6)")
     p.add_argument("--accounts", type=int, default=1, help="accounts the findings are spread over (default 1)")
     p.add_argument("--regions", type=int, default=1, help="regions the findings are spread over (default 1, at most 6)")
+    p.add_argument("--latency", type=float, default=0.0,
+                   help="seconds the server takes to answer each call (real GetFindings pages: 0.3-1 s)")
     p.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated, from: {', '.join(PEERS)}")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = p.parse_args(argv)
@@ -250,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in PEERS]
     if unknown:
         p.error(f"unknown peer(s) {unknown}; known: {', '.join(PEERS)}")
-    setup(args.findings, args.rate, args.burst, args.accounts, args.regions)
+    setup(args.findings, args.rate, args.burst, args.accounts, args.regions, args.latency)
     for name in names:
         bench_peer(name, PEERS[name])
     print_table()
