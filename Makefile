@@ -83,6 +83,8 @@ bench: venv
 	RUNBOOK_KERNEL_BIN=$(RELEASE_BIN) $(PY) bench/bench_kernel.py
 	$(PY) bench/bench_findings_fetch.py
 	$(PY) bench/bench_findings_fetch.py --accounts 20 --regions 4
+	$(PY) bench/bench_findings_fetch.py --findings 3000 --latency 0.3
+	$(PY) bench/bench_findings_counts.py
 	$(PY) bench/bench_member_session.py
 	cargo bench --locked -p runbook-kernel --bench render_listing
 	cargo bench --locked -p runbook --bench kb_index
