@@ -12,9 +12,11 @@ use crate::severity::Severity;
 
 mod legacy;
 mod ocsf;
+mod raw;
 
 pub use legacy::{Standard, StandardControl, standard_controls_for};
 pub use ocsf::asff_resource_type;
+pub use raw::RawJson;
 
 /// Which Security Hub a finding came from: CSPM's ASFF or the new Security Hub's OCSF.
 #[derive(
@@ -333,24 +335,31 @@ pub struct Resource {
     pub region: Option<String>,
     #[serde(default)]
     pub partition: Option<String>,
-    /// The `Details` object as sent (Null when absent).
-    #[serde(default)]
-    pub details: Value,
+    /// The `Details` object as sent (Null when absent), kept compact; read it
+    /// with [`Resource::details`].
+    #[serde(default, rename = "details")]
+    pub details_json: RawJson,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
 }
 
 impl Resource {
+    /// The `Details` object as sent (Null when absent).
+    pub fn details(&self) -> Value {
+        self.details_json.value()
+    }
+
     /// A human name: the `Name` tag, else a name found in the details.
-    pub fn name(&self) -> Option<&str> {
+    pub fn name(&self) -> Option<String> {
         if let Some(n) = self.tags.get("Name") {
-            return Some(n);
+            return Some(n.clone());
         }
-        let details = self.details.as_object()?;
-        details.values().find_map(|d| {
+        let details = self.details();
+        details.as_object()?.values().find_map(|d| {
             ["GroupName", "Name", "KeyId", "Description"]
                 .iter()
                 .find_map(|k| d.get(*k).and_then(Value::as_str))
+                .map(str::to_string)
         })
     }
 }
@@ -447,7 +456,7 @@ pub struct Finding {
     pub note: Option<Note>,
     /// The ASFF object as received.
     #[serde(default)]
-    pub raw: Value,
+    pub raw: RawJson,
 }
 
 /// Why an ASFF object could not be read as a finding.
@@ -600,7 +609,7 @@ fn parse_resource(v: &Value) -> Option<Resource> {
         id,
         region: str_at(v, &["Region"]).map(str::to_string),
         partition: str_at(v, &["Partition"]).map(str::to_string),
-        details: v.get("Details").cloned().unwrap_or(Value::Null),
+        details_json: v.get("Details").map(RawJson::new).unwrap_or_default(),
         tags: string_map(v.get("Tags")),
     })
 }
@@ -711,7 +720,7 @@ impl Finding {
             region,
             resources,
             note,
-            raw,
+            raw: RawJson::new(&raw),
         })
     }
 
@@ -971,7 +980,7 @@ mod tests {
         assert_eq!(f.compliance.status, None);
         assert!(f.resources.is_empty());
         assert!(f.control_id.is_none());
-        assert_eq!(f.raw, minimal());
+        assert_eq!(f.raw.value(), minimal());
     }
 
     #[test]
@@ -1035,7 +1044,7 @@ mod tests {
         let r = &f.resources[0];
         assert_eq!(r.resource_type, "AwsEc2SecurityGroup");
         assert_eq!(r.tags.get("Count").map(String::as_str), Some("3"));
-        assert_eq!(r.name(), Some("bastion"));
+        assert_eq!(r.name().as_deref(), Some("bastion"));
     }
 
     #[test]

@@ -3,11 +3,10 @@
 use clap::Parser;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use runbook::Severity;
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use runbook::cloud::{FetchProgress, FindingCounts, Organisation, sort_findings};
+use runbook::cloud::{FetchProgress, Organisation, sort_findings};
 use runbook::finding::Finding;
 use runbook::finding::{AccountId, ComplianceStatus, ControlId, FindingFilter, WorkflowStatus};
 use serde_json::json;
@@ -163,44 +162,37 @@ fn failed(out: &dyn Output, handle: &DisplayHandle, error: MagicError, lang: Lan
     error
 }
 
-/// Severity counts as the chart takes them.
-fn severity_map(counts: &FindingCounts) -> BTreeMap<Severity, usize> {
-    counts
-        .by_severity
-        .iter()
-        .map(|(s, n)| (*s, usize::try_from(*n).unwrap_or(usize::MAX)))
-        .collect()
-}
-
 pub async fn run(args: FindingsArgs, cx: &mut Context<'_>) -> Result<(), MagicError> {
     let out = cx.out;
     let filter = args.filter();
     let lang = cx.settings().lang;
     let connected = cx.cloud().await?;
-    // Who is asking, so the listing names the account (cached after the first
-    // time); a slow or failing STS only leaves the account out.
-    let _ = cx
-        .cancellable(tokio::time::timeout(
-            CALLER_TIMEOUT,
-            connected.cloud.caller_identity(),
-        ))
-        .await?;
     let info = connected.describe();
     let source = format!("{} ({})", info.kind, info.region);
     let handle = out.display(progress_bundle(&source, None, lang));
+    // Who is asking, so the listing names the account (cached after the first
+    // time); a slow or failing STS only leaves the account out. It is asked
+    // beside the counts and pages, not before them.
+    let asking = async {
+        let _ = tokio::time::timeout(CALLER_TIMEOUT, connected.cloud.caller_identity()).await;
+    };
     if args.counts {
-        let (counted, organisation) = cx
+        let (counted, organisation, ()) = cx
             .cancellable(async {
                 tokio::join!(
                     connected.cloud.count_findings(&filter),
-                    connected.cloud.organisation()
+                    connected.cloud.organisation(),
+                    asking
                 )
             })
             .await?;
         return match counted {
             Ok(counts) => {
                 if counts.total > 0 {
-                    out.display(render::severity_chart(&severity_map(&counts), lang));
+                    out.display(render::severity_chart(
+                        &render::severity_counts(&counts),
+                        lang,
+                    ));
                 }
                 out.update(&handle, render::counted(&counts, &organisation, lang));
                 Ok(())
@@ -227,7 +219,10 @@ pub async fn run(args: FindingsArgs, cx: &mut Context<'_>) -> Result<(), MagicEr
                     *e = Some(counts.total);
                 }
                 if counts.total > 0 {
-                    out.display(render::severity_chart(&severity_map(counts), lang));
+                    out.display(render::severity_chart(
+                        &render::severity_counts(counts),
+                        lang,
+                    ));
                     if let Ok(mut c) = charted.lock() {
                         *c = true;
                     }
@@ -282,7 +277,7 @@ pub async fn run(args: FindingsArgs, cx: &mut Context<'_>) -> Result<(), MagicEr
     };
     let fetching = connected.cloud.get_findings(&filter, &mut report);
     let fetched = cx
-        .cancellable(async { tokio::join!(counting, naming, fetching).2 })
+        .cancellable(async { tokio::join!(counting, naming, asking, fetching).3 })
         .await;
     let findings = match fetched.and_then(|r| r.map_err(MagicError::from)) {
         Ok(findings) => findings,

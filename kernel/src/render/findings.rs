@@ -41,7 +41,7 @@ fn updated(f: &Finding) -> String {
 
 fn resource_label(f: &Finding) -> String {
     f.primary_resource()
-        .map(|r| r.name().map_or_else(|| r.id.clone(), str::to_string))
+        .map(|r| r.name().unwrap_or_else(|| r.id.clone()))
         .unwrap_or_default()
 }
 
@@ -76,6 +76,25 @@ pub fn counts(findings: &[Finding]) -> BTreeMap<Severity, usize> {
         *counts.entry(f.severity).or_default() += 1;
     }
     counts
+}
+
+/// What the service counted, as [`counts`] gives it for rows in hand.
+pub fn severity_counts(counts: &FindingCounts) -> BTreeMap<Severity, usize> {
+    counts
+        .by_severity
+        .iter()
+        .map(|(s, n)| (*s, usize::try_from(*n).unwrap_or(usize::MAX)))
+        .collect()
+}
+
+/// A coloured badge and count per severity, most severe first.
+fn badges(counts: &BTreeMap<Severity, usize>) -> String {
+    counts
+        .iter()
+        .rev()
+        .map(|(s, n)| format!("{} {n}", severity_badge(*s)))
+        .collect::<Vec<_>>()
+        .join(" &nbsp; ")
 }
 
 fn counts_text(counts: &BTreeMap<Severity, usize>) -> String {
@@ -215,12 +234,7 @@ fn listing_with(
     let mut rich = format!(
         "<div class=\"runbook-listing\"><p><strong>{}</strong></p><p>{}</p>",
         html::text(&heading),
-        counts
-            .iter()
-            .rev()
-            .map(|(s, n)| format!("{} {n}", severity_badge(*s)))
-            .collect::<Vec<_>>()
-            .join(" &nbsp; ")
+        badges(&counts)
     );
     if let Some(api) = &backend.findings_api {
         rich.push_str(&format!(
@@ -271,22 +285,13 @@ fn listing_with(
 
 /// What the service counted before any page was read: by severity, by account.
 pub fn counted(counts: &FindingCounts, organisation: &Organisation, lang: Lang) -> Bundle {
-    let by_severity: BTreeMap<Severity, usize> = counts
-        .by_severity
-        .iter()
-        .map(|(s, n)| (*s, usize::try_from(*n).unwrap_or(usize::MAX)))
-        .collect();
+    let by_severity = severity_counts(counts);
     let heading = Text::FindingsCounted.fill(lang, &[&counts.total, &counts.method]);
     let mut plain = format!("{heading}\n{}\n", counts_text(&by_severity));
     let mut rich = format!(
         "<div class=\"runbook-counts\"><p><strong>{}</strong></p><p>{}</p>",
         html::text(&heading),
-        by_severity
-            .iter()
-            .rev()
-            .map(|(s, n)| format!("{} {n}", severity_badge(*s)))
-            .collect::<Vec<_>>()
-            .join(" &nbsp; ")
+        badges(&by_severity)
     );
     if !counts.by_account.is_empty() {
         let mut table = Table::new(
@@ -428,7 +433,7 @@ pub fn detail(f: &Finding, lang: Lang) -> Bundle {
             Cell::code(&r.resource_type),
             Cell::code(&r.id),
             Cell::text(r.region.as_deref().unwrap_or("")),
-            Cell::text(r.name().unwrap_or("")),
+            Cell::text(r.name().unwrap_or_default()),
             Cell::text(tags),
         ]);
     }

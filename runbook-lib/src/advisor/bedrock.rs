@@ -448,7 +448,7 @@ impl super::Advisor for BedrockAdvisor {
         let request = Request {
             system: super::prompts::summary_system(lang),
             turns: vec![Turn::User(super::prompts::summary_request(
-                &finding.raw,
+                &finding.raw.value(),
                 policy,
             ))],
             ..Request::default()
@@ -479,7 +479,7 @@ impl super::Advisor for BedrockAdvisor {
             let request = Request {
                 system: prompts::advice_system(lang),
                 turns: vec![Turn::User(prompts::remediation_request(
-                    &finding.raw,
+                    &finding.raw.value(),
                     instructions,
                     policy,
                 ))],
@@ -495,7 +495,7 @@ impl super::Advisor for BedrockAdvisor {
         let request = Request {
             system: prompts::remediation_system(lang),
             turns: vec![Turn::User(prompts::remediation_request(
-                &finding.raw,
+                &finding.raw.value(),
                 instructions,
                 policy,
             ))],

@@ -741,8 +741,8 @@ pub fn validate_revoke(
 /// The security group id of the finding's first security group resource.
 fn finding_group_id(finding: &Finding) -> Option<String> {
     finding.resources.iter().find_map(|r| {
-        let from_details = r
-            .details
+        let details = r.details();
+        let from_details = details
             .pointer("/AwsEc2SecurityGroup/GroupId")
             .and_then(Value::as_str);
         let from_id =
@@ -864,8 +864,8 @@ pub(crate) async fn plan(
 fn rules_in_details(finding: &Finding, control: &str) -> Vec<IngressRule> {
     let mut out = Vec::new();
     for r in &finding.resources {
-        let Some(perms) = r
-            .details
+        let details = r.details();
+        let Some(perms) = details
             .pointer("/AwsEc2SecurityGroup/IpPermissions")
             .and_then(Value::as_array)
         else {

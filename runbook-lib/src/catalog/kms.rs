@@ -325,13 +325,13 @@ fn finding_key_id(finding: &Finding) -> Option<String> {
             return None;
         }
         r.id.rsplit_once(":key/")
-            .map(|(_, id)| id)
+            .map(|(_, id)| id.to_string())
             .or_else(|| {
-                r.details
+                r.details()
                     .pointer("/AwsKmsKey/KeyId")
                     .and_then(Value::as_str)
+                    .map(str::to_string)
             })
-            .map(str::to_string)
     })
 }
 

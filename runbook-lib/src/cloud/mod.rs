@@ -329,6 +329,8 @@ pub fn select(findings: impl IntoIterator<Item = Finding>, filter: &FindingFilte
     if let Some(n) = filter.limit {
         out.truncate(n);
     }
+    // A listing is kept for the session: give back what growing it reserved.
+    out.shrink_to_fit();
     out
 }
 

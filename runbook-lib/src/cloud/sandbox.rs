@@ -608,9 +608,9 @@ mod tests {
             r.id,
             "arn:aws:ec2:us-east-1:222222222222:security-group/sg-0123456789abcdef0"
         );
-        assert_eq!(r.details["AwsEc2SecurityGroup"]["GroupId"], BASTION);
+        assert_eq!(r.details()["AwsEc2SecurityGroup"]["GroupId"], BASTION);
         assert!(f.created_at < f.updated_at);
-        assert_eq!(f.raw["Compliance"]["SecurityControlId"], "EC2.19");
+        assert_eq!(f.raw.value()["Compliance"]["SecurityControlId"], "EC2.19");
         // Ids are unique.
         let ids: BTreeSet<&str> = all.iter().map(|f| f.id.as_str()).collect();
         assert_eq!(ids.len(), all.len());
@@ -629,9 +629,10 @@ mod tests {
         let f = find(&all, "EC2.19", "sg-0c0ffee0ddba11000");
         assert_eq!(f.compliance.status, Some(ComplianceStatus::Failed));
         let r = f.primary_resource().unwrap();
-        assert_eq!(r.name(), Some(seed::HOSTILE_NAME));
+        assert_eq!(r.name().as_deref(), Some(seed::HOSTILE_NAME));
         assert_eq!(r.tags["Owner"], seed::HOSTILE_DESCRIPTION);
-        let name = r.details["AwsEc2SecurityGroup"]["GroupName"]
+        let details = r.details();
+        let name = details["AwsEc2SecurityGroup"]["GroupName"]
             .as_str()
             .unwrap();
         assert!(name.contains(seed::HOSTILE_NAME));

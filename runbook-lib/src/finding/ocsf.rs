@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::{
-    AccountId, Compliance, ComplianceStatus, Finding, FindingError, FindingSource, Note,
+    AccountId, Compliance, ComplianceStatus, Finding, FindingError, FindingSource, Note, RawJson,
     RecordState, Resource, WorkflowStatus, arn_region, at, json_kind, parse_control, str_at,
     string_list, time_at,
 };
@@ -133,7 +133,7 @@ fn resource(v: &Value) -> Option<Resource> {
         id: id.to_string(),
         region: str_at(v, &["region"]).map(str::to_string),
         partition: str_at(v, &["cloud_partition"]).map(str::to_string),
-        details: v.get("data").cloned().unwrap_or(Value::Null),
+        details_json: v.get("data").map(RawJson::new).unwrap_or_default(),
         tags,
     })
 }
@@ -228,7 +228,7 @@ impl Finding {
             account,
             region,
             resources,
-            raw,
+            raw: RawJson::new(&raw),
         })
     }
 }
@@ -287,7 +287,7 @@ mod tests {
         assert_eq!(f.control_id.unwrap().as_str(), "EC2.19");
         assert_eq!(f.compliance.status, Some(ComplianceStatus::Failed));
         assert_eq!(f.resources[0].resource_type, "AwsEc2SecurityGroup");
-        assert_eq!(f.resources[0].name(), Some("bastion"));
+        assert_eq!(f.resources[0].name().as_deref(), Some("bastion"));
         assert_eq!(f.resources[0].tags["Owner"], "ops");
         assert_eq!(f.note.unwrap().text, "ticket 7");
         assert!(f.remediation_url.is_some());

@@ -161,7 +161,7 @@ proptest! {
             prop_assert!(plan.actions.iter().all(|a| !a.is_inverse_only()));
             prop_assert!(input.get("extra").is_none(), "an unknown field was accepted");
             // Every identifier the input named belongs to the finding.
-            let finding_text = finding.raw.to_string();
+            let finding_text = finding.raw.value().to_string();
             let mut named = Vec::new();
             if let Some(actions) = input.get("actions") {
                 named_strings(actions, &mut named);
