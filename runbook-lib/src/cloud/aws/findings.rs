@@ -36,6 +36,21 @@ const MAX_FILTER_VALUES: usize = 20;
 /// Limits this small are served by one stream: its first page usually holds them.
 const ONE_STREAM_LIMIT: usize = PAGE_SIZE as usize;
 
+/// Attempts per page when the SDK names none; throttles and transient failures
+/// are retried, each attempt paced like any other request.
+const PAGE_ATTEMPTS: u32 = 10;
+
+/// Why one attempt at a page failed: worth another attempt or not.
+enum Attempt {
+    Transient(CloudError),
+    Final(CloudError),
+}
+
+/// Waits between attempts, on top of the pace: 0.4 s doubling to at most 5 s.
+fn backoff(attempt: u32) -> std::time::Duration {
+    std::time::Duration::from_millis((200u64 << attempt.min(5)).min(5_000))
+}
+
 /// The API in use and why, for listings and `%config`.
 #[derive(Debug, Clone)]
 pub(crate) struct ApiChoice {
@@ -66,24 +81,31 @@ struct Page {
 }
 
 /// Disjoint parts of a filter that may be paged at once: one per severity
-/// label, times groups of at most 20 accounts (a filter field's limit). A small
-/// limit is one stream, since its first page usually holds it.
+/// (LOW with INFORMATIONAL), times groups of at most 20 accounts (a filter
+/// field's limit). A small limit is one stream: its first page usually holds it.
 pub(crate) fn partitions(filter: &FindingFilter) -> Vec<FindingFilter> {
     if filter.limit.is_some_and(|n| n <= ONE_STREAM_LIMIT)
         && filter.accounts.len() <= MAX_FILTER_VALUES
     {
         return vec![filter.clone()];
     }
-    let severities: Vec<Severity> = if filter.severities.is_empty() {
-        Severity::ALL.iter().rev().copied().collect()
+    // Open findings are seldom informational (a passed control is), so LOW and
+    // INFORMATIONAL share a stream rather than spend a request on an empty one.
+    let severities: Vec<Vec<Severity>> = if filter.severities.is_empty() {
+        vec![
+            vec![Severity::Critical],
+            vec![Severity::High],
+            vec![Severity::Medium],
+            vec![Severity::Low, Severity::Informational],
+        ]
     } else {
-        filter.severities.clone()
+        filter.severities.iter().map(|s| vec![*s]).collect()
     };
     let mut parts = Vec::new();
-    for severity in severities {
+    for severities in severities {
         for accounts in account_groups(filter) {
             parts.push(FindingFilter {
-                severities: vec![severity],
+                severities: severities.clone(),
                 accounts,
                 ..filter.clone()
             });
@@ -507,9 +529,35 @@ impl AwsCloud {
         self.api.get().map(ApiChoice::label)
     }
 
+    /// One page, retried here rather than in the SDK: every attempt, retries
+    /// included, waits its turn at the shared pace, so streams paged side by side
+    /// never send faster than the quota, even while some are being throttled.
     async fn fetch_page(&self, query: &Query, token: Option<String>) -> Result<Page, CloudError> {
+        // As many attempts as the SDK is configured for (AWS_MAX_ATTEMPTS, or 10).
+        let attempts = self
+            .sdk
+            .retry_config()
+            .map_or(PAGE_ATTEMPTS, |r| r.max_attempts().max(1));
+        let mut attempt = 1;
+        loop {
+            match self.fetch_page_once(query, token.clone()).await {
+                Ok(page) => return Ok(page),
+                Err(Attempt::Transient(_)) if attempt < attempts => {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(Attempt::Transient(e) | Attempt::Final(e)) => return Err(e),
+            }
+        }
+    }
+
+    async fn fetch_page_once(&self, query: &Query, token: Option<String>) -> Result<Page, Attempt> {
         let capture = CaptureBody::default();
         self.get_findings_pace.wait().await;
+        let once = || {
+            aws_sdk_securityhub::config::Builder::default()
+                .retry_config(aws_config::retry::RetryConfig::disabled())
+        };
         let (next, source) = match query {
             Query::Cspm(filters) => {
                 let output = self
@@ -521,10 +569,11 @@ impl AwsCloud {
                     .max_results(PAGE_SIZE)
                     .set_next_token(token)
                     .customize()
+                    .config_override(once())
                     .interceptor(capture.clone())
                     .send()
                     .await
-                    .map_err(|e| self.sh_error("securityhub:GetFindings", e))?;
+                    .map_err(|e| self.attempt_error("securityhub:GetFindings", e))?;
                 (output.next_token().map(str::to_string), FindingSource::Asff)
             }
             Query::V2(filters) => {
@@ -537,19 +586,52 @@ impl AwsCloud {
                     .max_results(PAGE_SIZE)
                     .set_next_token(token)
                     .customize()
+                    .config_override(once())
                     .interceptor(capture.clone())
                     .send()
                     .await
-                    .map_err(|e| self.sh_error("securityhub:GetFindingsV2", e))?;
+                    .map_err(|e| self.attempt_error("securityhub:GetFindingsV2", e))?;
                 (output.next_token().map(str::to_string), FindingSource::Ocsf)
             }
         };
         let body = capture.take().ok_or_else(|| {
-            CloudError::Other("Security Hub returned no readable body".to_string())
+            Attempt::Final(CloudError::Other(
+                "Security Hub returned no readable body".to_string(),
+            ))
         })?;
-        let mut page = parse_page(&body, source)?;
+        let mut page = parse_page(&body, source).map_err(Attempt::Final)?;
         page.next = page.next.or(next);
         Ok(page)
+    }
+
+    /// A failed attempt, and whether another may succeed: throttles, 5xx
+    /// answers, timeouts and dropped connections may.
+    fn attempt_error<E>(
+        &self,
+        action: &str,
+        error: aws_sdk_securityhub::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+    ) -> Attempt
+    where
+        E: aws_sdk_securityhub::error::ProvideErrorMetadata
+            + std::error::Error
+            + Send
+            + Sync
+            + 'static,
+    {
+        use aws_sdk_securityhub::error::SdkError;
+        let transient = match &error {
+            SdkError::TimeoutError(_)
+            | SdkError::DispatchFailure(_)
+            | SdkError::ResponseError(_) => true,
+            SdkError::ServiceError(context) => context.raw().status().is_server_error(),
+            _ => false,
+        };
+        let error = self.sh_error(action, error);
+        if transient || error.is_retryable() {
+            Attempt::Transient(error)
+        } else {
+            Attempt::Final(error)
+        }
     }
 
     fn queries(&self, api: FindingSource, filter: &FindingFilter) -> Vec<Query> {
@@ -605,6 +687,9 @@ impl AwsCloud {
         }
         drop(sender);
         let mut found: Vec<Finding> = Vec::new();
+        // Only a control filter's second query (standard-specific ids) can
+        // return a finding twice; other parts are disjoint.
+        let overlapping = api == FindingSource::Asff && !filter.control_ids.is_empty();
         let mut seen: HashSet<String> = HashSet::new();
         let (mut read, mut unreadable) = (0, 0);
         while let Some(page) = pages.recv().await {
@@ -614,7 +699,7 @@ impl AwsCloud {
             let fresh: Vec<Finding> = page
                 .findings
                 .into_iter()
-                .filter(|f| filter.matches(f) && seen.insert(f.id.clone()))
+                .filter(|f| filter.matches(f) && (!overlapping || seen.insert(f.id.clone())))
                 .collect();
             progress(
                 FetchProgress {
@@ -957,8 +1042,9 @@ mod tests {
             ..FindingFilter::default()
         };
         let parts = partitions(&all);
-        assert_eq!(parts.len(), 5);
-        assert!(parts.iter().all(|p| p.severities.len() == 1));
+        assert_eq!(parts.len(), 4, "LOW and INFORMATIONAL share one");
+        let covered: Vec<Severity> = parts.iter().flat_map(|p| p.severities.clone()).collect();
+        assert_eq!(covered.len(), 5);
         let many_accounts = FindingFilter {
             accounts: (0..45)
                 .map(|i| format!("{:012}", 100_000_000_000u64 + i).parse().unwrap())

@@ -28,9 +28,12 @@ pub use errors::cloud_error;
 pub use findings::{INSIGHT_PREFIX, ocsf_filters, securityhub_filters};
 
 /// GetFindings' documented quota: requests per second, and burst. No quota is
-/// published for GetFindingsV2, so it is paced the same.
+/// published for GetFindingsV2, so it is paced the same. The client keeps one
+/// token of the service's burst of 6 in hand: requests sent at exactly the rate
+/// arrive with jitter, and a throttle costs far more (adaptive retry slows
+/// down) than the third of a second the spare token costs.
 const GET_FINDINGS_RATE: f64 = 3.0;
-const GET_FINDINGS_BURST: f64 = 6.0;
+const GET_FINDINGS_BURST: f64 = 5.0;
 /// Attempts per request; adaptive retry also paces requests after a throttle.
 const MAX_ATTEMPTS: u32 = 10;
 /// How long the credential chain may take to answer (IMDS probing is the slow part).
