@@ -77,5 +77,6 @@ def as_legacy(finding: dict, standard: str, standard_id: str) -> dict:
     f["Compliance"] = compliance
     label = TITLES[standard].split()[0]
     f["Types"] = [f"Software and Configuration Checks/Industry and Regulatory Standards/{label}"]
-    f["Title"] = f"{standard_id} {f['Title']}" if standard.startswith("cis") else f["Title"]
+    # The standard's own id leads the title, as in ASR's sample findings.
+    f["Title"] = f"{standard_id} {f['Title']}"
     return f

@@ -221,8 +221,8 @@ def test_aws_paging_reads_every_page(kernel_factory, tmp_path):
         assert len(requests) >= 3
         # Every severity is its own stream, paged through NextToken.
         first_pages = [r for r in requests if "NextToken" not in r.body]
-        assert sorted(r.body["Filters"]["SeverityLabel"][0]["Value"] for r in first_pages) == sorted(
-            ["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL"]
+        assert sorted(tuple(v["Value"] for v in r.body["Filters"]["SeverityLabel"]) for r in first_pages) == sorted(
+            [("CRITICAL",), ("HIGH",), ("MEDIUM",), ("LOW", "INFORMATIONAL")]
         )
         assert len(requests) > len(first_pages), "some stream needed a second page"
         result = listing_of(res)[RUNBOOK_MIME]

@@ -507,3 +507,80 @@ def test_runs_standalone_and_prints_its_url():
         client = SESSION.client("securityhub", endpoint_url=url, region_name="us-east-1",
                                 aws_access_key_id="testing", aws_secret_access_key="testing")
         assert len(fetch_all(client)) == 7
+
+
+# --- the new Security Hub (v2) and insights, through botocore's service model ---------
+
+
+def test_v2_is_refused_until_enabled_and_describe_says_so():
+    with SecurityHubServer(make_findings(3), rate=None) as server:
+        client = make_client(server)
+        with pytest.raises(ClientError) as e:
+            client.describe_security_hub_v2()
+        assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+        with pytest.raises(ClientError) as e:
+            client.get_findings_v2()
+        assert e.value.response["Error"]["Code"] == "AccessDeniedException"
+        server.v2_enabled = True
+        assert client.describe_security_hub_v2()["HubV2Arn"].startswith("arn:aws:securityhub:")
+
+
+def test_v2_composite_filters_paging_and_statistics():
+    from servers import securityhub_v2 as v2
+
+    with SecurityHubServer(make_findings(250), rate=None, v2_enabled=True) as server:
+        client = make_client(server)
+        critical = {"CompositeFilters": [
+            {"NumberFilters": [{"FieldName": "severity_id", "Filter": {"Eq": 5}}], "Operator": "OR"},
+            {"StringFilters": [{"FieldName": "compliance.status", "Filter": {"Value": "Fail", "Comparison": "EQUALS"}}]},
+        ], "CompositeOperator": "AND"}  # fmt: skip
+        pages = client.get_paginator("get_findings_v2").paginate(Filters=critical, PaginationConfig={"PageSize": 20})
+        found = [f for page in pages for f in page["Findings"]]
+        expected = [f for f in server.findings if f["Severity"]["Label"] == "CRITICAL" and f["Compliance"]["Status"] == "FAILED"]
+        assert len(found) == len(expected) > 20
+        assert {f["metadata"]["uid"] for f in found} == {v2.metadata_uid(f) for f in expected}
+        assert all(f["class_uid"] == 2003 and f["severity"] == "Critical" for f in found)
+        stats = client.get_finding_statistics_v2(GroupByRules=[
+            {"GroupByField": "severity", "Filters": critical}, {"GroupByField": "cloud.account.uid"},
+        ])["GroupByResults"]  # fmt: skip
+        assert stats[0]["GroupByValues"] == [{"FieldValue": "Critical", "Count": len(expected)}]
+        assert sum(v["Count"] for v in stats[1]["GroupByValues"]) == 250
+        with pytest.raises(ClientError) as e:
+            client.get_findings_v2(Filters={"CompositeFilters": [
+                {"StringFilters": [{"FieldName": "nonsense", "Filter": {"Value": "x", "Comparison": "EQUALS"}}]}]})
+        assert e.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_v2_updates_show_in_both_apis_and_unknown_uids_are_unprocessed():
+    from servers import securityhub_v2 as v2
+
+    with SecurityHubServer(make_findings(5), rate=None, v2_enabled=True) as server:
+        client = make_client(server)
+        target = server.findings[0]
+        uid = v2.metadata_uid(target)
+        out = client.batch_update_findings_v2(MetadataUids=[uid, "0" * 64], StatusId=4, Comment="Remediated by plan-0000abcd")
+        assert [p["MetadataUid"] for p in out["ProcessedFindings"]] == [uid]
+        assert out["UnprocessedFindings"][0]["ErrorCode"] == "ResourceNotFoundException"
+        assert server.finding(target["Id"])["Workflow"]["Status"] == "RESOLVED"
+        shown = server.ocsf_finding(uid)
+        assert shown["status_id"] == 4 and shown["comment"] == "Remediated by plan-0000abcd"
+        with pytest.raises(ClientError) as e:
+            client.batch_update_findings_v2(MetadataUids=[uid], StatusId=6)
+        assert e.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_insights_group_the_filtered_findings():
+    with SecurityHubServer(make_findings(100), rate=None) as server:
+        client = make_client(server)
+        arn = client.create_insight(
+            Name="by severity", GroupByAttribute="SeverityLabel",
+            Filters={"ComplianceStatus": [{"Value": "FAILED", "Comparison": "EQUALS"}]},
+        )["InsightArn"]  # fmt: skip
+        listed = client.get_insights()["Insights"]
+        assert [i["InsightArn"] for i in listed] == [arn]
+        results = client.get_insight_results(InsightArn=arn)["InsightResults"]["ResultValues"]
+        failed = [f for f in server.findings if f["Compliance"]["Status"] == "FAILED"]
+        assert sum(v["Count"] for v in results) == len(failed)
+        with pytest.raises(ClientError) as e:
+            client.get_insight_results(InsightArn=arn + "x")
+        assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"

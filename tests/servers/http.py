@@ -85,6 +85,7 @@ class RecordedRequest:
     status: int = 0  # the HTTP status answered
     error_type: str | None = None  # x-amzn-ErrorType answered, if any
     time: float = field(default_factory=time.time)
+    served_in: float = 0.0  # seconds the server spent answering, latency excluded
 
 
 class Handler(BaseHTTPRequestHandler):

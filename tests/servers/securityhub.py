@@ -649,6 +649,7 @@ class SecurityHubServer(LocalServer):
         self._v2_cache: tuple | None = None
         self._v2_sorted: dict[str, tuple] = {}
         self._insights: dict[str, dict] = {}
+
         if isinstance(findings, int):
             findings = make_findings(findings)
         self._store: dict[tuple[str, str], dict] = {}
@@ -657,6 +658,10 @@ class SecurityHubServer(LocalServer):
         for f in findings or ():
             self._store[_key(f)] = copy.deepcopy(f)
         self.bucket = TokenBucket(rate, burst)
+        if v2_enabled:
+            # Build the OCSF view now, as the service has it ready, not on the first call.
+            with self._lock:
+                self._v2_view()
         self.page_size_limit = page_size_limit
         self.throttled = 0
         self._rejections: dict[str, tuple[str, str]] = {}
@@ -795,6 +800,7 @@ class SecurityHubServer(LocalServer):
             extra = {"x-amzn-ErrorType": "InternalException"}
             rec.error_type = "InternalException"
         rec.status = status
+        rec.served_in = time.time() - rec.time
         if self.latency:
             time.sleep(self.latency)
         return status, payload, extra
@@ -926,7 +932,7 @@ class SecurityHubServer(LocalServer):
     def _get_findings_v2(self, body: dict) -> dict:
         max_results = body.get("MaxResults", self.page_size_limit)
         if isinstance(max_results, bool) or not isinstance(max_results, int) or not 1 <= max_results <= self.page_size_limit:
-            raise _invalid(f"MaxResults must be between 1 and {self.page_size_limit}; got {max_results!r}")
+            raise v2.invalid(f"MaxResults must be between 1 and {self.page_size_limit}; got {max_results!r}")
         if body.get("Scopes"):
             raise ServiceError(403, "AccessDeniedException", "Scopes are for the organization's delegated administrator")
         pred = v2.compile_filters(body.get("Filters"))
@@ -948,35 +954,38 @@ class SecurityHubServer(LocalServer):
     def _get_finding_statistics_v2(self, body: dict) -> dict:
         rules = body.get("GroupByRules")
         if not isinstance(rules, list) or not 1 <= len(rules) <= v2.MAX_GROUP_BY_RULES:
-            raise _invalid(f"GroupByRules must be a list of 1 to {v2.MAX_GROUP_BY_RULES} rules")
+            raise v2.invalid(f"GroupByRules must be a list of 1 to {v2.MAX_GROUP_BY_RULES} rules")
         results = []
+        matched: dict[str, list[dict]] = {}  # rules usually share their filters
         with self._lock:
             view = self._v2_view()
             for rule in rules:
                 field = (rule or {}).get("GroupByField")
                 if field not in v2.GROUP_BY_FIELDS:
-                    raise _invalid(f"Invalid GroupByField: {field!r}")
-                pred = v2.compile_filters(rule.get("Filters"))
-                results.append({"GroupByField": field,
-                                "GroupByValues": v2.group_counts([f for f in view if pred(f)], field)})
+                    raise v2.invalid(f"Invalid GroupByField: {field!r}")
+                key = json.dumps(rule.get("Filters"), sort_keys=True)
+                if key not in matched:
+                    pred = v2.compile_filters(rule.get("Filters"))
+                    matched[key] = [f for f in view if pred(f)]
+                results.append({"GroupByField": field, "GroupByValues": v2.group_counts(matched[key], field)})
         return {"GroupByResults": results}
 
     def _batch_update_findings_v2(self, body: dict) -> dict:
         uids, idents = body.get("MetadataUids"), body.get("FindingIdentifiers")
         if (uids is None) == (idents is None):
-            raise _invalid("Give either MetadataUids or FindingIdentifiers, not both")
+            raise v2.invalid("Give either MetadataUids or FindingIdentifiers, not both")
         refs = uids if uids is not None else idents
         if not isinstance(refs, list) or not 1 <= len(refs) <= v2.MAX_BATCH:
-            raise _invalid(f"MetadataUids/FindingIdentifiers must be a list of 1 to {v2.MAX_BATCH}")
+            raise v2.invalid(f"MetadataUids/FindingIdentifiers must be a list of 1 to {v2.MAX_BATCH}")
         comment, status_id, severity_id = body.get("Comment"), body.get("StatusId"), body.get("SeverityId")
         if comment is not None and (not isinstance(comment, str) or not 1 <= len(comment) <= v2.MAX_COMMENT):
-            raise _invalid(f"Comment must be 1 to {v2.MAX_COMMENT} characters")
+            raise v2.invalid(f"Comment must be 1 to {v2.MAX_COMMENT} characters")
         if status_id is not None and status_id not in v2.STATUS_IDS:
-            raise _invalid(f"StatusId must be one of {sorted(v2.STATUS_IDS)}")
+            raise v2.invalid(f"StatusId must be one of {sorted(v2.STATUS_IDS)}")
         if severity_id is not None and severity_id not in v2.SEVERITY_IDS:
-            raise _invalid(f"SeverityId must be one of {sorted(v2.SEVERITY_IDS)}")
+            raise v2.invalid(f"SeverityId must be one of {sorted(v2.SEVERITY_IDS)}")
         if comment is None and status_id is None and severity_id is None:
-            raise _invalid("Nothing to update: give Comment, StatusId or SeverityId")
+            raise v2.invalid("Nothing to update: give Comment, StatusId or SeverityId")
         processed, unprocessed = [], []
         stamp = now_iso()
         with self._lock:

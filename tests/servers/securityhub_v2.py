@@ -22,6 +22,7 @@ Standard library only.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from typing import Any, Callable
@@ -188,10 +189,26 @@ def asff_to_ocsf(f: dict, status_override: int | None = None) -> dict:
 # --------------------------------------------------------------------------- filters
 
 
+@functools.lru_cache(maxsize=256)
+def _segments(dotted: str) -> tuple[str, ...]:
+    return tuple(dotted.split("."))
+
+
 def values_at(obj: Any, dotted: str) -> list[Any]:
     """Every scalar at a dotted OCSF path, stepping into lists."""
+    segments = _segments(dotted)
+    # Fast path: a path of objects only, as most filter fields are.
+    current: Any = obj
+    for seg in segments:
+        if not isinstance(current, dict):
+            break
+        current = current.get(seg)
+        if current is None:
+            return []
+    else:
+        return current if isinstance(current, list) else [current]
     current = [obj]
-    for seg in dotted.split("."):
+    for seg in segments:
         nxt = []
         for v in current:
             items = v if isinstance(v, list) else [v]
