@@ -9,9 +9,12 @@ insights). For each it prints:
 
 - the time from sending the cell to the severity chart (the counts), and to the
   finished table (the last row);
+- how long the test server itself (Python, one process) spent computing those
+  counts, so the kernel's own share of the time to the chart is the difference;
 - the kernel's resident memory (VmRSS) before the cell and holding the listing,
-  and the size of the findings' raw JSON as Security Hub sent it, to say how much
-  of the growth is the raw JSON kept per finding.
+  and the size of the findings' raw JSON as Security Hub sent it (the kernel
+  keeps it deflated; `cargo run --release -p runbook --example finding_memory`
+  gives the split between the parsed fields and the kept JSON).
 
     .venv/bin/python bench/bench_findings_counts.py [--findings N] [--apis v2,cspm]
 """
@@ -20,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -28,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.bench_findings_fetch import kernel_env  # noqa: E402
 from tests.servers import securityhub_v2 as v2  # noqa: E402
 from tests.servers.securityhub import SecurityHubServer, make_finding  # noqa: E402
 
@@ -40,22 +43,6 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def kernel_env(url: str, api: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RUNBOOK_"))}
-    env.update(
-        RUNBOOK_BACKEND="aws",
-        RUNBOOK_REGION="us-east-1",
-        RUNBOOK_FINDINGS_API=api,
-        AWS_ENDPOINT_URL=url,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_EC2_METADATA_DISABLED="true",
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-    )
-    return env
 
 
 def run(findings: list[dict], api: str) -> dict:
@@ -89,10 +76,14 @@ def run(findings: list[dict], api: str) -> dict:
                 raise RuntimeError(f"{reply['content'].get('ename')}: {reply['content'].get('evalue')}")
             holding = rss_mib(pid)
             pages = len(server.requests_for("GetFindingsV2" if api == "v2" else "GetFindings"))
+            # What the (Python) server itself spent computing the counts.
+            counting_ops = ("GetFindingStatisticsV2",) if api == "v2" else ("GetInsights", "CreateInsight", "GetInsightResults")
+            served = sum(r.served_in for op in counting_ops for r in server.requests_for(op))
         finally:
             kc.stop_channels()
             km.shutdown_kernel(now=True)
-    return {"api": api, "total": total, "pages": pages, "rss_before": before, "rss_holding": holding, **seen}
+    return {"api": api, "total": total, "pages": pages, "rss_before": before, "rss_holding": holding,
+            "served": served, **seen}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,12 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     ocsf_bytes = sum(len(json.dumps(v2.asff_to_ocsf(f), separators=(",", ":"))) for f in findings)
     print(f"{args.findings} open findings in 20 accounts, GetFindings throttle 3 req/s burst 6, 100 per page")
     print(f"raw JSON as sent: ASFF {asff_bytes / 2**20:.1f} MiB, OCSF {ocsf_bytes / 2**20:.1f} MiB")
-    head = ("api", "counts s", "first rows s", "last row s", "pages", "RSS before MiB", "RSS holding MiB")
+    head = ("api", "counts s", "server counting s", "first rows s", "last row s", "pages", "RSS before MiB",
+            "RSS holding MiB")
     print("  ".join(head))
     for api in [a for a in args.apis.split(",") if a]:
         r = run(findings, api)
         print("  ".join([
-            r["api"], f"{r.get('counts', float('nan')):.2f}", f"{r.get('first rows', float('nan')):.2f}",
+            r["api"], f"{r.get('counts', float('nan')):.2f}", f"{r['served']:.2f}", f"{r.get('first rows', float('nan')):.2f}",
             f"{r.get('last row', float('nan')):.2f}", str(r["pages"]), f"{r['rss_before']:.1f}", f"{r['rss_holding']:.1f}",
         ]), flush=True)  # fmt: skip
         if r["total"] != args.findings:
