@@ -87,6 +87,14 @@ pub fn severity_counts(counts: &FindingCounts) -> BTreeMap<Severity, usize> {
         .collect()
 }
 
+/// Counts keyed by severity label, as the JSON part carries them.
+fn counts_by_label(counts: &BTreeMap<Severity, usize>) -> serde_json::Map<String, Value> {
+    counts
+        .iter()
+        .map(|(s, n)| (s.label().to_string(), json!(n)))
+        .collect()
+}
+
 /// A coloured badge and count per severity, most severe first.
 fn badges(counts: &BTreeMap<Severity, usize>) -> String {
     counts
@@ -263,10 +271,7 @@ fn listing_with(
         rich.push_str(&format!("<p><em>{}</em></p>", html::text(hint)));
     }
     rich.push_str("</div>");
-    let counts_json: serde_json::Map<String, Value> = counts
-        .iter()
-        .map(|(s, n)| (s.label().to_string(), json!(n)))
-        .collect();
+    let counts_json = counts_by_label(&counts);
     Bundle::html(
         plain.trim_end().to_string(),
         rich,
@@ -311,10 +316,7 @@ pub fn counted(counts: &FindingCounts, organisation: &Organisation, lang: Lang) 
         .iter()
         .map(|(a, n)| json!({"account": a, "account_name": organisation.name_of(a), "count": n}))
         .collect();
-    let severities: serde_json::Map<String, Value> = by_severity
-        .iter()
-        .map(|(s, n)| (s.label().to_string(), json!(n)))
-        .collect();
+    let severities = counts_by_label(&by_severity);
     Bundle::html(
         plain.trim_end().to_string(),
         rich,
