@@ -53,6 +53,14 @@ pub enum ErrorKind {
     NothingToRecover,
     /// `%recover` cannot tell what the dead run did, or its plan was altered.
     RecoveryRefused,
+    /// A Rust cell did not compile.
+    CompileError,
+    /// A Rust cell panicked.
+    Panic,
+    /// Rust cells need cargo and rustc, and they are not there.
+    NoRustToolchain,
+    /// Rust evaluation itself failed (it could not start, its process ended).
+    RustError,
 }
 
 impl ErrorKind {
@@ -88,6 +96,10 @@ impl ErrorKind {
             ErrorKind::Audit => "AuditError",
             ErrorKind::NothingToRecover => "NothingToRecover",
             ErrorKind::RecoveryRefused => "RecoveryRefused",
+            ErrorKind::CompileError => "CompileError",
+            ErrorKind::Panic => "Panic",
+            ErrorKind::NoRustToolchain => "NoRustToolchain",
+            ErrorKind::RustError => "RustError",
         }
     }
 }

@@ -82,19 +82,37 @@ pub struct ExecReport {
     pub cells: Vec<CellReport>,
 }
 
+/// One output of a cell, in order.
+#[derive(Debug, Clone)]
+enum Shown {
+    Display(DisplayHandle, Bundle),
+    Stream(&'static str, String),
+    Result(serde_json::Map<String, Value>),
+}
+
 /// Collects a cell's outputs as nbformat outputs; an update replaces its display.
 #[derive(Default)]
 struct CellOutput {
-    outputs: Mutex<Vec<(DisplayHandle, Bundle)>>,
+    outputs: Mutex<Vec<Shown>>,
     token: CancellationToken,
 }
 
 impl CellOutput {
-    fn bundles(&self) -> Vec<Bundle> {
-        self.outputs
-            .lock()
-            .map(|o| o.iter().map(|(_, b)| b.clone()).collect())
-            .unwrap_or_default()
+    fn shown(&self) -> Vec<Shown> {
+        self.outputs.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    fn push(&self, shown: Shown) {
+        let mut outputs = self.outputs.lock().unwrap_or_else(|e| e.into_inner());
+        // Consecutive text to one stream is one output, as Jupyter saves it.
+        if let (Shown::Stream(name, text), Some(Shown::Stream(last, so_far))) =
+            (&shown, outputs.last_mut())
+            && name == last
+        {
+            so_far.push_str(text);
+            return;
+        }
+        outputs.push(shown);
     }
 }
 
@@ -103,15 +121,32 @@ impl Output for CellOutput {
     fn display(&self, bundle: Bundle) -> DisplayHandle {
         let mut outputs = self.outputs.lock().unwrap_or_else(|e| e.into_inner());
         let handle = DisplayHandle(format!("exec-{}", outputs.len()));
-        outputs.push((handle.clone(), bundle));
+        outputs.push(Shown::Display(handle.clone(), bundle));
         handle
     }
 
     fn update(&self, handle: &DisplayHandle, bundle: Bundle) {
         let mut outputs = self.outputs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(slot) = outputs.iter_mut().find(|(h, _)| h == handle) {
-            slot.1 = bundle;
+        for shown in outputs.iter_mut() {
+            if let Shown::Display(h, slot) = shown
+                && h == handle
+            {
+                *slot = bundle;
+                return;
+            }
         }
+    }
+
+    fn stream(&self, name: jupyter_protocol::Stdio, text: &str) {
+        let name = match name {
+            jupyter_protocol::Stdio::Stdout => "stdout",
+            jupyter_protocol::Stdio::Stderr => "stderr",
+        };
+        self.push(Shown::Stream(name, text.to_string()));
+    }
+
+    fn result(&self, data: serde_json::Map<String, Value>) {
+        self.push(Shown::Result(data));
     }
 
     fn stdin_allowed(&self) -> bool {
@@ -186,16 +221,27 @@ fn cell_id(n: usize) -> String {
     format!("injected-parameters-{n}")
 }
 
-/// The nbformat outputs of a finished cell: its displays, then its error.
-fn nb_outputs(bundles: &[Bundle], error: Option<&MagicError>) -> Vec<Value> {
-    let mut outputs: Vec<Value> = bundles
+/// The nbformat outputs of a finished cell: what it showed, then its error.
+fn nb_outputs(shown: &[Shown], execution_count: usize, error: Option<&MagicError>) -> Vec<Value> {
+    let mut outputs: Vec<Value> = shown
         .iter()
-        .map(|b| {
-            json!({
+        .map(|s| match s {
+            Shown::Display(_, b) => json!({
                 "output_type": "display_data",
                 "data": Value::Object(b.to_mime_map()),
                 "metadata": {},
-            })
+            }),
+            Shown::Stream(name, text) => json!({
+                "output_type": "stream",
+                "name": name,
+                "text": text,
+            }),
+            Shown::Result(data) => json!({
+                "output_type": "execute_result",
+                "execution_count": execution_count,
+                "data": data,
+                "metadata": {},
+            }),
         })
         .collect();
     if let Some(e) = error {
@@ -322,10 +368,17 @@ pub async fn exec(options: &ExecOptions, mut session: Session) -> Result<ExecRep
                     ))
                 })
         };
-        let bundles = out.bundles();
+        let shown = out.shown();
+        let bundles: Vec<Bundle> = shown
+            .iter()
+            .filter_map(|s| match s {
+                Shown::Display(_, b) => Some(b.clone()),
+                _ => None,
+            })
+            .collect();
         tally(&mut report, &bundles);
         let error = result.err();
-        cell["outputs"] = Value::Array(nb_outputs(&bundles, error.as_ref()));
+        cell["outputs"] = Value::Array(nb_outputs(&shown, count, error.as_ref()));
         cell["execution_count"] = json!(count);
         let first_line = source.lines().next().unwrap_or_default().to_string();
         report.cells.push(CellReport {

@@ -9,6 +9,7 @@ pub mod magics;
 pub mod output;
 pub mod protocol;
 pub mod render;
+pub mod rust_cells;
 pub mod server;
 pub mod session;
 pub mod variables;

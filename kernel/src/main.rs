@@ -75,10 +75,20 @@ fn init_logging() {
         .ok()
         .and_then(|l| l.parse().ok())
         .unwrap_or(tracing::Level::INFO);
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .with_ansi(false)
+    // rust-analyzer (Rust cells' completion) traces every query at INFO.
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(level)
+        .with_target("salsa", tracing::Level::WARN)
+        .with_target("ra_ap", tracing::Level::WARN);
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false),
+        )
+        .with(filter)
         .init();
 }
 
@@ -201,6 +211,10 @@ fn run_exec(args: ExecArgs) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // Rust cells run their code in a child process that is this binary again,
+    // as evcxr's runtime (or as its rustc wrapper); it never returns then.
+    #[cfg(feature = "rust-cells")]
+    evcxr::runtime_hook();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Exec(args) => return run_exec(args),

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use jupyter_protocol::{
-    DisplayData, InputRequest, JupyterMessage, JupyterMessageContent, Media, MediaType, Transient,
-    UpdateDisplayData,
+    DisplayData, ExecuteResult, ExecutionCount, InputRequest, JupyterMessage,
+    JupyterMessageContent, Media, MediaType, Stdio, StreamContent, Transient, UpdateDisplayData,
 };
 use jupyter_zmq_client::KernelStdinConnection;
 use tokio::sync::Mutex;
@@ -40,6 +40,10 @@ pub trait Output: Send + Sync {
     fn display(&self, bundle: Bundle) -> DisplayHandle;
     /// Replaces the content of an earlier display.
     fn update(&self, handle: &DisplayHandle, bundle: Bundle);
+    /// Text a Rust cell printed, as it arrives.
+    fn stream(&self, name: Stdio, text: &str);
+    /// A Rust cell's value (`execute_result`), as a MIME map.
+    fn result(&self, data: serde_json::Map<String, serde_json::Value>);
     /// Whether the frontend allows input requests for this cell.
     fn stdin_allowed(&self) -> bool;
     /// Asks the human for one line through Jupyter's stdin channel.
@@ -75,6 +79,7 @@ pub struct KernelOutput {
     muted: bool,
     token: CancellationToken,
     critical: Arc<AtomicBool>,
+    execution_count: usize,
 }
 
 impl KernelOutput {
@@ -90,6 +95,7 @@ impl KernelOutput {
         allow_stdin: bool,
         muted: bool,
         token: CancellationToken,
+        execution_count: usize,
     ) -> KernelOutput {
         KernelOutput {
             iopub,
@@ -99,6 +105,7 @@ impl KernelOutput {
             muted,
             token,
             critical: Arc::new(AtomicBool::new(false)),
+            execution_count,
         }
     }
 }
@@ -135,6 +142,34 @@ impl Output for KernelOutput {
                 UpdateDisplayData::new(media(&bundle), &handle.0),
                 &self.parent,
             );
+        }
+    }
+
+    fn stream(&self, name: Stdio, text: &str) {
+        if !self.muted {
+            let content = StreamContent {
+                name,
+                text: text.to_string(),
+            };
+            self.iopub.publish(content, &self.parent);
+        }
+    }
+
+    fn result(&self, data: serde_json::Map<String, serde_json::Value>) {
+        if !self.muted {
+            let media =
+                serde_json::from_value(serde_json::Value::Object(data)).unwrap_or_else(|e| {
+                    tracing::error!("a Rust cell's value did not convert to media: {e}");
+                    Media::default()
+                });
+            let result = ExecuteResult {
+                execution_count: ExecutionCount::new(self.execution_count),
+                data: media,
+                metadata: Default::default(),
+                // The schema wants an object here, never null.
+                transient: Some(Transient::default()),
+            };
+            self.iopub.publish(result, &self.parent);
         }
     }
 
@@ -194,6 +229,9 @@ pub mod recording {
         pub updates: Mutex<Vec<(DisplayHandle, Bundle)>>,
         pub answers: Mutex<VecDeque<String>>,
         pub prompts: Mutex<Vec<String>>,
+        /// Stream text and execute results, in order.
+        pub printed: Mutex<Vec<(String, String)>>,
+        pub results: Mutex<Vec<serde_json::Map<String, serde_json::Value>>>,
         pub stdin: bool,
         pub token: CancellationToken,
     }
@@ -232,6 +270,16 @@ pub mod recording {
         fn update(&self, handle: &DisplayHandle, bundle: Bundle) {
             let mut updates = self.updates.lock().unwrap_or_else(|e| e.into_inner());
             updates.push((handle.clone(), bundle));
+        }
+
+        fn stream(&self, name: Stdio, text: &str) {
+            let mut printed = self.printed.lock().unwrap_or_else(|e| e.into_inner());
+            printed.push((format!("{name:?}"), text.to_string()));
+        }
+
+        fn result(&self, data: serde_json::Map<String, serde_json::Value>) {
+            let mut results = self.results.lock().unwrap_or_else(|e| e.into_inner());
+            results.push(data);
         }
 
         fn stdin_allowed(&self) -> bool {

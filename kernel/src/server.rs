@@ -25,6 +25,7 @@ use crate::output::KernelOutput;
 use crate::protocol::{
     self, Channels, PROTOCOL_VERSION, Publisher, Received, child_message, next_message,
 };
+use crate::rust_cells;
 use crate::session::{HISTORY_SESSION, Session};
 
 /// How long an interrupted cell may take to stop by itself before it is dropped.
@@ -337,6 +338,24 @@ impl ShellLoop {
                 }
                 reply(&mut self.shell, request, result).await;
             }
+            JupyterMessageContent::CompleteRequest(r) if magics::is_rust_cell(&r.code) => {
+                let c = self
+                    .session
+                    .rust
+                    .complete(&r.code, r.cursor_pos)
+                    .unwrap_or_else(|| rust_cells::Completion {
+                        cursor_start: r.cursor_pos,
+                        cursor_end: r.cursor_pos,
+                        ..Default::default()
+                    });
+                let content = CompleteReply {
+                    matches: c.matches,
+                    cursor_start: c.cursor_start,
+                    cursor_end: c.cursor_end,
+                    ..Default::default()
+                };
+                reply(&mut self.shell, request, content).await;
+            }
             JupyterMessageContent::CompleteRequest(r) => {
                 let c = assist::complete(&r.code, r.cursor_pos, &self.session);
                 let content = CompleteReply {
@@ -348,7 +367,11 @@ impl ShellLoop {
                 reply(&mut self.shell, request, content).await;
             }
             JupyterMessageContent::InspectRequest(r) => {
-                let help = assist::inspect(&r.code, r.cursor_pos);
+                let help = if magics::is_rust_cell(&r.code) {
+                    self.session.rust.inspect(&r.code, r.cursor_pos)
+                } else {
+                    assist::inspect(&r.code, r.cursor_pos)
+                };
                 let content = InspectReply {
                     found: help.is_some(),
                     data: help.map_or_else(Media::default, |text| {
@@ -479,6 +502,7 @@ impl ShellLoop {
             execute.allow_stdin,
             execute.silent,
             token.clone(),
+            count,
         );
         let result = run_guarded(&execute.code, &mut self.session, &out, &token).await;
         self.shared.set_running(None);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use runbook::advisor::{Advisor, Turn};
 use runbook::audit::{AuditLog, CloudWatchSink};
-use runbook::cloud::{BackendInfo, Clouds};
+use runbook::cloud::{BackendInfo, Clouds, Organisation};
 use runbook::finding::{Finding, FindingFilter};
 use runbook::plan::RemediationPlan;
 use runbook::settings::{AuditSinkSpec, Settings, SettingsError};
@@ -15,7 +15,11 @@ use runbook::settings::{AuditSinkSpec, Settings, SettingsError};
 pub struct Listing {
     pub findings: Vec<Finding>,
     pub filter: FindingFilter,
+    /// The filter as the listing's heading showed it.
+    pub filter_text: String,
     pub backend: BackendInfo,
+    /// Account names as the listing showed them.
+    pub organisation: Organisation,
 }
 
 /// A plan made in this session, with the finding it was made for.
@@ -73,6 +77,10 @@ pub struct Session {
     pub variables: crate::variables::Variables,
     /// Set when no human is there (`runbook-kernel exec`): how approval works then.
     pub unattended: Option<Unattended>,
+    /// Magic cells run so far: Rust cells rewrite their snapshot when it changed.
+    pub magic_cells_run: u64,
+    /// Rust evaluation, started by the first Rust cell.
+    pub rust: crate::rust_cells::RustCells,
     /// The running off-machine audit copy, for the `audit_sink` it was started for.
     audit_sink: Option<(AuditSinkSpec, Arc<CloudWatchSink>)>,
 }
@@ -101,6 +109,8 @@ impl Session {
             history: Vec::new(),
             variables: Default::default(),
             unattended: None,
+            magic_cells_run: 0,
+            rust: Default::default(),
             audit_sink: None,
         }
     }

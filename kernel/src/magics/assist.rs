@@ -249,6 +249,12 @@ pub fn inspect(code: &str, cursor_pos: usize) -> Option<String> {
 }
 
 pub fn is_complete(code: &str) -> Completeness {
+    match super::cell_kind(code) {
+        // Rust is compiled as sent; rustc says what is missing.
+        Ok(super::CellKind::Rust) => return Completeness::Complete,
+        Ok(super::CellKind::Magics) => {}
+        Err(_mixed) => return Completeness::Invalid,
+    }
     match split_cell(code) {
         Ok(invocations) => {
             if invocations.iter().all(|i| find_magic(&i.name).is_some()) {
@@ -258,7 +264,9 @@ pub fn is_complete(code: &str) -> Completeness {
             }
         }
         Err(SplitError::Incomplete(_)) => Completeness::Incomplete,
-        Err(SplitError::PlainCode(_) | SplitError::Malformed(_)) => Completeness::Invalid,
+        Err(SplitError::PlainCode(_) | SplitError::Malformed(_) | SplitError::Mixed { .. }) => {
+            Completeness::Invalid
+        }
     }
 }
 

@@ -307,7 +307,9 @@ pub async fn run(args: FindingsArgs, cx: &mut Context<'_>) -> Result<(), MagicEr
     cx.session.listing = Some(Listing {
         findings,
         filter,
+        filter_text,
         backend: info,
+        organisation,
     });
     Ok(())
 }

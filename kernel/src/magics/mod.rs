@@ -225,20 +225,81 @@ pub enum SplitError {
     PlainCode(String),
     /// A malformed magic line.
     Malformed(String),
+    /// Magic lines and Rust lines in one cell: (line index, line) of the first of each.
+    Mixed {
+        magic: (usize, String),
+        rust: (usize, String),
+    },
+}
+
+/// What a cell holds: magics, or Rust for evcxr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellKind {
+    Magics,
+    Rust,
+}
+
+/// Neither magic nor Rust: blank lines and `#` comments (but not Rust's `#[` and
+/// `#![` attributes).
+fn is_neutral(line: &str) -> bool {
+    let t = line.trim();
+    t.is_empty() || (t.starts_with('#') && !t.starts_with("#[") && !t.starts_with("#!["))
+}
+
+/// A cell with no magic line is Rust; one with both is an error. A cell magic's
+/// body and a magic's continuation lines belong to the magic.
+pub fn cell_kind(code: &str) -> Result<CellKind, SplitError> {
+    let mut magic = None;
+    let mut rust = None;
+    let mut continued = false;
+    for (index, line) in code.lines().enumerate() {
+        let continues = line.trim_end().ends_with('\\');
+        if std::mem::replace(&mut continued, false) {
+            continued = continues;
+            continue;
+        }
+        if is_neutral(line) {
+            continue;
+        }
+        if line.trim_start().starts_with('%') {
+            if magic.is_none() && rust.is_none() && line.trim_start().starts_with("%%") {
+                return Ok(CellKind::Magics);
+            }
+            magic.get_or_insert((index, line.to_string()));
+            continued = continues;
+        } else {
+            rust.get_or_insert((index, line.to_string()));
+        }
+    }
+    match (magic, rust) {
+        (Some(magic), Some(rust)) => Err(SplitError::Mixed { magic, rust }),
+        (None, Some(_)) => Ok(CellKind::Rust),
+        _ => Ok(CellKind::Magics),
+    }
+}
+
+/// Whether the cell is Rust (for completion and inspection).
+pub fn is_rust_cell(code: &str) -> bool {
+    matches!(cell_kind(code), Ok(CellKind::Rust))
 }
 
 impl From<SplitError> for MagicError {
     fn from(e: SplitError) -> MagicError {
         match e {
             SplitError::Incomplete(why) | SplitError::Malformed(why) => MagicError::usage(why),
-            SplitError::PlainCode(line) => MagicError::new(
-                ErrorKind::NotSupported,
-                format!(
-                    "this kernel runs magics, and plain code is reserved for Rust evaluation in a later release: {}",
-                    excerpt(&line)
-                ),
-            )
+            SplitError::PlainCode(line) => MagicError::usage(format!(
+                "this line of a magic cell is not a magic: {}",
+                excerpt(&line)
+            ))
             .with_detail(["Start each line with a magic such as %findings; %help lists them all.".to_string()]),
+            SplitError::Mixed { magic, rust } => MagicError::usage(format!(
+                "this cell mixes magics and Rust: line {} is the magic {}, line {} is Rust ({}); a cell is either magics or Rust",
+                magic.0 + 1,
+                excerpt(&magic.1),
+                rust.0 + 1,
+                excerpt(&rust.1)
+            ))
+            .with_detail(["Put the magics and the Rust code in separate cells.".to_string()]),
         }
     }
 }
@@ -502,6 +563,12 @@ pub async fn run_cell(
     session: &mut Session,
     out: &dyn Output,
 ) -> Result<(), MagicError> {
+    let code = code.strip_prefix('\u{feff}').unwrap_or(code);
+    if cell_kind(code)? == CellKind::Rust {
+        return crate::rust_cells::run(code, session, out).await;
+    }
+    // Rust cells rewrite their session snapshot when this has moved.
+    session.magic_cells_run += 1;
     let invocations = split_cell(code)?;
     // Every line is checked before any runs; a line using variables is checked
     // once the lines before it (which may %set them) have run.
@@ -608,7 +675,38 @@ mod tests {
         ));
         assert!(split_cell("   \n# only a comment").unwrap().is_empty());
         let e: MagicError = split_cell("print(1)").unwrap_err().into();
-        assert_eq!(e.kind, ErrorKind::NotSupported);
+        assert_eq!(e.kind, ErrorKind::Usage);
+    }
+
+    #[test]
+    fn cells_are_magics_or_rust() {
+        use CellKind::*;
+        for (code, kind) in [
+            ("%findings", Magics),
+            ("# a comment\n\n%help", Magics),
+            ("", Magics),
+            ("%%config\nlang=ja", Magics),
+            ("%config lang=ja \\\n  region=eu-west-1", Magics),
+            ("let x = 1;", Rust),
+            ("#[derive(Debug)]\nstruct A;", Rust),
+            (":dep serde", Rust),
+            ("// a comment\nx + 1", Rust),
+        ] {
+            assert_eq!(cell_kind(code).unwrap(), kind, "{code:?}");
+        }
+        let mixed = cell_kind("%version\nlet x = 1;").unwrap_err();
+        let e: MagicError = mixed.into();
+        assert_eq!(e.kind, ErrorKind::Usage);
+        assert!(
+            e.evalue.contains("line 1 is the magic '%version'"),
+            "{}",
+            e.evalue
+        );
+        assert!(
+            e.evalue.contains("line 2 is Rust ('let x = 1;')"),
+            "{}",
+            e.evalue
+        );
     }
 
     #[test]

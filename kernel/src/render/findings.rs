@@ -45,6 +45,39 @@ fn resource_label(f: &Finding) -> String {
         .unwrap_or_default()
 }
 
+/// A value as its JSON string (enums and times as the listing's JSON spells them).
+fn wire<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// One finding as the listing's JSON row and as Rust cells see it; `raw` is left
+/// empty here (the session snapshot fills it).
+pub fn finding_row(
+    number: usize,
+    f: &Finding,
+    organisation: &Organisation,
+) -> runbook_cells::Finding {
+    runbook_cells::Finding {
+        number,
+        id: f.id.clone(),
+        severity: wire(&f.severity),
+        control_id: f.control_id.as_ref().map(|c| c.as_str().to_string()),
+        standard_control: f.standard_control.as_ref().map(ToString::to_string),
+        source: wire(&f.source),
+        title: f.title.clone(),
+        resource: resource_label(f),
+        account: f.account.as_str().to_string(),
+        account_name: organisation.name_of(&f.account).map(str::to_string),
+        region: f.region.clone(),
+        workflow: wire(&f.workflow),
+        updated_at: f.updated_at.as_ref().map(wire),
+        raw: Value::Null,
+    }
+}
+
 /// The consolidated control, with the standard's own id beside it when the
 /// finding named only that (e.g. "IAM.15 (CIS 1.2.0 1.9)").
 fn control(f: &Finding) -> String {
@@ -223,21 +256,7 @@ fn listing_with(
             Cell::text(f.workflow.label()),
             Cell::text(updated(f)),
         ]);
-        rows.push(json!({
-            "number": number,
-            "id": f.id,
-            "severity": f.severity,
-            "control_id": f.control_id,
-            "standard_control": f.standard_control.as_ref().map(ToString::to_string),
-            "source": f.source,
-            "title": f.title,
-            "resource": resource,
-            "account": f.account,
-            "account_name": organisation.name_of(&f.account),
-            "region": f.region,
-            "workflow": f.workflow,
-            "updated_at": f.updated_at,
-        }));
+        rows.push(serde_json::to_value(finding_row(number, f, organisation)).unwrap_or_default());
     }
     let mut rich = format!(
         "<div class=\"runbook-listing\"><p><strong>{}</strong></p><p>{}</p>",
