@@ -30,6 +30,8 @@ TIMEOUT = 20.0
 STARTUP_TIMEOUT = 30.0
 
 ERROR_NAMES = {"UsageError", "UnknownMagic", "NotSupported", "Interrupted", "KernelError"}
+# Seconds a first Rust cell may take: evcxr starts and compiles its first crate.
+RUST_START_TIMEOUT = 180.0
 RUNBOOK_MIME = "application/vnd.runbook+json"
 SETTINGS_KEYS = (
     "backend",
@@ -59,6 +61,8 @@ def kernel_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env["RUNBOOK_BACKEND"] = "sandbox"
     env["RUNBOOK_AUDIT_LOG"] = str(tmp_path / "audit.jsonl")
     env.setdefault("RUST_BACKTRACE", "1")
+    # Rust cells: cargo works offline, from the crates the build already fetched.
+    env["EVCXR_CONFIG_DIR"] = str(Path(__file__).parent / "fixtures" / "evcxr")
     env.update(extra)
     return env
 

@@ -1,9 +1,9 @@
 """The community conformance suite (jupyter_kernel_test) run against our kernel.
 
 Every message the suite receives is checked against the message-spec v5 schemas.
-Attributes left unset are the ones that do not apply to a magics-only kernel:
-no stdout/stderr streams (code_hello_world, code_stderr), no pager payloads
-(code_page_something) and no clear_output (code_clear_output).
+stdout and stderr come from Rust cells. Attributes left unset are the ones that
+do not apply: no pager payloads (code_page_something) and no clear_output
+(code_clear_output).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import jupyter_kernel_test as jkt
 from jupyter_client.manager import start_new_kernel
 
-from conftest import KERNEL_NAME, STARTUP_TIMEOUT, find_kernelspec, kernel_env
+from conftest import KERNEL_NAME, RUST_START_TIMEOUT, STARTUP_TIMEOUT, find_kernelspec, kernel_env
 
 
 class RunbookKernelConformance(jkt.KernelTests):
@@ -34,6 +34,9 @@ class RunbookKernelConformance(jkt.KernelTests):
             env=kernel_env(Path(cls._tmp)),
             cwd=cls._tmp,
         )
+        # The suite waits 15 s per cell; evcxr's first crate takes longer.
+        reply = cls.kc.execute_interactive("let warmed_up = 1;", timeout=RUST_START_TIMEOUT)
+        assert reply["content"]["status"] == "ok", reply
 
     @classmethod
     def tearDownClass(cls) -> None:
@@ -69,10 +72,15 @@ class RunbookKernelConformance(jkt.KernelTests):
         "%config region='eu",
         "%config lang=ja \\",
     ]
+    # Rust is compiled as sent (so complete); a cell mixing magics and Rust is not.
+    complete_code_samples += ["let x = 1;", 'println!("hello, world");']
     invalid_code_samples = [
-        "let x = 1;",
-        'println!("hello, world");',
+        "%version\nlet x = 1;",
+        "let x = 1;\n%config",
     ]
+
+    code_hello_world = 'println!("hello, world");'
+    code_stderr = 'eprintln!("oops");'
 
     code_generate_error = "%nosuchmagic"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -34,6 +35,20 @@ def exec_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def rust_toolchain_env() -> dict[str, str]:
+    """What a run with Rust cells needs beyond that: cargo on PATH, its homes
+    (HOME is the test's), and evcxr kept offline as in every test."""
+    home = Path.home()
+    cargo, cc = shutil.which("cargo"), shutil.which("cc")
+    assert cargo and cc, "cargo and cc must be on PATH"
+    return {
+        "PATH": f"{Path(cargo).parent}:{Path(cc).parent}",
+        "CARGO_HOME": os.environ.get("CARGO_HOME", str(home / ".cargo")),
+        "RUSTUP_HOME": os.environ.get("RUSTUP_HOME", str(home / ".rustup")),
+        "EVCXR_CONFIG_DIR": str(Path(__file__).parent / "fixtures" / "evcxr"),
+    }
+
+
 def run_exec(tmp_path: Path, notebook: Path, *args: str, env: dict[str, str] | None = None):
     out = tmp_path / "out.ipynb"
     report = tmp_path / "report.json"
@@ -52,7 +67,8 @@ def approvals(nb) -> int:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_notebook_runs_unattended_with_approval_allowed(path, tmp_path):
     workdir = copy_notebooks(tmp_path)
-    done, out, report_path = run_exec(tmp_path, workdir / path.name, "-p", "approval=allow-yes")
+    env = exec_env(tmp_path, **(rust_toolchain_env() if "rust" in path.name else {}))
+    done, out, report_path = run_exec(tmp_path, workdir / path.name, "-p", "approval=allow-yes", env=env)
     assert done.returncode == 0, done.stderr[-4000:]
     nb = nbformat.read(out, as_version=4)
     nbformat.validate(nb)

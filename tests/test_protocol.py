@@ -362,10 +362,11 @@ def test_unknown_cell_magic(kernel: Kernel):
     assert_error(kernel.execute("%%nosuchmagic\nbody line"), "UnknownMagic", "nosuchmagic")
 
 
-@pytest.mark.parametrize("code", ["let x = 1;", 'println!("hello");', "fn main() {}\n"])
-def test_plain_code_is_not_supported_yet(kernel: Kernel, code):
-    evalue = assert_error(kernel.execute(code), "NotSupported", "rust")
-    assert re.search(r"later|future", evalue, re.I), evalue
+@pytest.mark.parametrize("code", ["%version\nlet x = 1;", "let x = 1;\n%config", "// note\n%help"])
+def test_magics_and_rust_do_not_mix(kernel: Kernel, code):
+    evalue = assert_error(kernel.execute(code), "UsageError", "mixes magics and Rust")
+    assert "separate cells" in kernel.execute(code).errors[0]["content"]["traceback"][-1]
+    assert "line" in evalue
 
 
 # ---------------------------------------------------------------- %sleep, display updates, interrupts
@@ -520,8 +521,10 @@ def test_inspect_unknown_word(kernel: Kernel):
         ("%config region='eu", "incomplete"),
         ("%config lang=ja \\", "incomplete"),
         ("%version\n%config lang=ja \\", "incomplete"),
-        ("let x = 1;", "invalid"),
-        ("x = 1", "invalid"),
+        # Rust is compiled as sent: rustc, not is_complete, says what is wrong.
+        ("let x = 1;", "complete"),
+        ("x = 1", "complete"),
+        ("%version\nlet x = 1;", "invalid"),
     ],
 )
 def test_is_complete(kernel: Kernel, code, status):
