@@ -54,10 +54,15 @@ def check_message(msg: dict[str, Any], parent_id: str | None = None) -> None:
         validate_message(msg, None, parent_id)
 
 
+# `make test` lints with clippy-driver as the workspace's rustc wrapper; a Rust
+# cell's crate must not be linted (a user's kernel never sees these).
+BUILD_ONLY_ENV = {"RUSTC_WORKSPACE_WRAPPER", "CLIPPY_ARGS"}
+
+
 def kernel_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """Environment for a test kernel: the outer RUNBOOK_* settings are dropped so
     that every setting's source is known, then sandbox backend + private audit log."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_") and k not in BUILD_ONLY_ENV}
     env["RUNBOOK_BACKEND"] = "sandbox"
     env["RUNBOOK_AUDIT_LOG"] = str(tmp_path / "audit.jsonl")
     env.setdefault("RUST_BACKTRACE", "1")

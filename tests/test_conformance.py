@@ -14,12 +14,15 @@ import unittest
 from pathlib import Path
 
 import jupyter_kernel_test as jkt
+import pytest
 from jupyter_client.manager import start_new_kernel
 
 from conftest import KERNEL_NAME, RUST_START_TIMEOUT, STARTUP_TIMEOUT, find_kernelspec, kernel_env
 
 
 class RunbookKernelConformance(jkt.KernelTests):
+    # setUpClass waits for evcxr's first crate
+    pytestmark = pytest.mark.timeout(300)
     kernel_name = KERNEL_NAME
     language_name = "rust"
     file_extension = ".rs"

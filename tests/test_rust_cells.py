@@ -17,6 +17,10 @@ import pytest
 
 from conftest import RUNBOOK_MIME, RUST_START_TIMEOUT, Kernel, open_rows, start_kernel, stop_kernel
 
+# One kernel (one evcxr start) for the module, on one xdist worker; its first
+# cell may take minutes on a loaded machine.
+pytestmark = [pytest.mark.xdist_group("rust-cells"), pytest.mark.timeout(300)]
+
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # A Rust cell after the first: compile and run (the first naming runbook_cells
 # also compiles serde).
@@ -148,6 +152,15 @@ def test_dep_on_a_path_crate(rust: Kernel, tmp_path: Path):
     assert value(ok(rust, "answer::answer()")) == "42"
 
 
+def test_inspection_comes_from_rust_analyzer(rust: Kernel):
+    code = "let v: Vec<u8> = Vec::new();"
+    # the cursor just after the name, where Shift+Tab leaves it
+    reply = rust.inspect(code, code.index("Vec::new") + len("Vec::new"))
+    assert reply["status"] == "ok" and reply["found"], reply
+    assert "Vec" in reply["data"]["text/plain"], reply
+    assert "text/html" not in reply["data"], "hover HTML may load images"
+
+
 def test_completion_comes_from_rust_analyzer(rust: Kernel):
     ok(rust, "let findings_counted = 3;")
     code = "findings_cou"
@@ -212,6 +225,7 @@ def test_panic_is_an_error_and_says_what_survived(rust: Kernel):
 
 
 def test_interrupt_stops_a_loop_and_the_next_cell_says_what_was_lost(rust: Kernel):
+    ok(rust, "fn triple(x: i32) -> i32 { x * 3 }")
     ok(rust, "let precious = 5;")
     msg_id = rust.start_execute("loop { std::hint::spin_loop(); }")
     time.sleep(4)  # compiled and spinning
@@ -225,13 +239,14 @@ def test_interrupt_stops_a_loop_and_the_next_cell_says_what_was_lost(rust: Kerne
     note = streamed(res, "stderr")
     assert "interrupted" in note and "precious" in note, res.describe()
     # functions survive a restart of the Rust process
-    assert value(ok(rust, "double(2)")) == "4"
+    assert value(ok(rust, "triple(2)")) == "6"
 
 
 def test_without_cargo_rust_cells_say_what_to_install(kernel_factory, tmp_path):
     bare = tmp_path / "bin"
     bare.mkdir()
-    kernel = kernel_factory(PATH=str(bare), HOME=str(tmp_path))
+    # nothing in ~/.cargo/bin either, where the kernel also looks
+    kernel = kernel_factory(PATH=str(bare), HOME=str(tmp_path), CARGO_HOME=str(tmp_path / "cargo"))
     res = kernel.execute("let x = 1;")
     [error] = res.errors
     assert error["content"]["ename"] == "NoRustToolchain"

@@ -214,7 +214,10 @@ fn main() -> ExitCode {
     // Rust cells run their code in a child process that is this binary again,
     // as evcxr's runtime (or as its rustc wrapper); it never returns then.
     #[cfg(feature = "rust-cells")]
-    evcxr::runtime_hook();
+    {
+        evcxr::runtime_hook();
+        runbook_kernel::rust_cells::put_cargo_on_path();
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Exec(args) => return run_exec(args),

@@ -349,7 +349,8 @@ mod tests {
         assert_eq!(is_complete(""), Completeness::Complete);
         assert_eq!(is_complete("%config region=\"eu"), Completeness::Incomplete);
         assert_eq!(is_complete("%config \\"), Completeness::Incomplete);
-        assert_eq!(is_complete("x = 1"), Completeness::Invalid);
+        assert_eq!(is_complete("x = 1"), Completeness::Complete);
+        assert_eq!(is_complete("%version\nx = 1"), Completeness::Invalid);
         assert_eq!(is_complete("%nosuch"), Completeness::Invalid);
     }
 }

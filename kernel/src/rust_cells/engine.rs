@@ -158,6 +158,30 @@ fn write_snapshot(session: &mut Session) -> Result<(), MagicError> {
     Ok(())
 }
 
+/// Jupyter servers started outside a login shell (SageMaker, desktop launchers)
+/// often lack `~/.cargo/bin` on PATH even where rustup installed there; Rust
+/// cells then find cargo there too. Must run before any thread starts.
+pub fn put_cargo_on_path() {
+    if which::which("cargo").is_ok() {
+        return;
+    }
+    let bin = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| dirs::home_dir().map(|home| home.join(".cargo")))
+        .map(|home| home.join("bin"));
+    let Some(bin) = bin.filter(|b| b.join("cargo").is_file()) else {
+        return;
+    };
+    let mut paths: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    paths.push(bin);
+    if let Ok(joined) = std::env::join_paths(paths) {
+        // SAFETY: main calls this first, before any other thread exists.
+        unsafe { std::env::set_var("PATH", joined) };
+    }
+}
+
 /// What is missing of the toolchain evcxr runs, if anything.
 fn missing_toolchain() -> Option<String> {
     // rustc links each cell's crate with the system C compiler.

@@ -111,6 +111,8 @@ mod engine {
 #[cfg(feature = "rust-cells")]
 mod engine;
 
+#[cfg(feature = "rust-cells")]
+pub use engine::put_cargo_on_path;
 pub use engine::{RustCells, run};
 
 /// Completions for a Rust cell, in code points as Jupyter counts them.
