@@ -8,6 +8,10 @@ PY := $(VENV)/bin/python
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/security-runbook/target
 DEBUG_BIN := $(CARGO_TARGET_DIR)/debug/runbook-kernel
 RELEASE_BIN := $(CARGO_TARGET_DIR)/release/runbook-kernel
+# The peer the Rust-cells benchmark measures against, from crates.io (its own lock
+# file, so its pinned rust-analyzer crates); built once, about 20 min on 2 cores.
+EVCXR_ROOT := $(HOME)/.cache/security-runbook/evcxr-jupyter
+EVCXR_JUPYTER := $(EVCXR_ROOT)/bin/evcxr_jupyter
 # Jupyter refuses to run as root (containers, CI machines) unless told.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
@@ -77,7 +81,7 @@ python-tests: venv chromium
 	$(DEBUG_BIN) install --prefix $(VENV)
 	RUNBOOK_KERNEL_BIN=$(DEBUG_BIN) $(PY) -m pytest tests -n 4 --dist loadgroup
 
-bench: venv
+bench: venv $(EVCXR_JUPYTER)
 	cargo build --release --locked -p runbook-kernel
 	$(RELEASE_BIN) install --prefix $(VENV)
 	RUNBOOK_KERNEL_BIN=$(RELEASE_BIN) $(PY) bench/bench_kernel.py
@@ -90,3 +94,7 @@ bench: venv
 	cargo bench --locked -p runbook --bench kb_index
 	cargo bench --locked -p runbook --bench audit_append
 	$(PY) bench/bench_audit_sink.py
+	RUNBOOK_KERNEL_BIN=$(RELEASE_BIN) $(PY) bench/bench_rust_cells.py --evcxr $(EVCXR_JUPYTER)
+
+$(EVCXR_JUPYTER):
+	CARGO_TARGET_DIR=$(EVCXR_ROOT)/target cargo install evcxr_jupyter --version 0.22.0 --locked --root $(EVCXR_ROOT)

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from queue import Empty
 
-import psutil
+from bench_kernel import rss_mib
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
@@ -68,17 +68,6 @@ class Figures:
             "rss_start_mib": med(self.rss_start_mib),
             "rss_after_mib": med(self.rss_after_mib),
         }
-
-
-def rss_mib(pid: int) -> float:
-    proc = psutil.Process(pid)
-    total = proc.memory_info().rss
-    for child in proc.children(recursive=True):
-        try:
-            total += child.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total / (1024 * 1024)
 
 
 def run_cell(kc, code: str, timeout: float) -> float:

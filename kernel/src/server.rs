@@ -25,7 +25,6 @@ use crate::output::KernelOutput;
 use crate::protocol::{
     self, Channels, PROTOCOL_VERSION, Publisher, Received, child_message, next_message,
 };
-use crate::rust_cells;
 use crate::session::{HISTORY_SESSION, Session};
 
 /// How long an interrupted cell may take to stop by itself before it is dropped.
@@ -338,26 +337,18 @@ impl ShellLoop {
                 }
                 reply(&mut self.shell, request, result).await;
             }
-            JupyterMessageContent::CompleteRequest(r) if magics::is_rust_cell(&r.code) => {
-                let c = self
-                    .session
-                    .rust
-                    .complete(&r.code, r.cursor_pos)
-                    .unwrap_or_else(|| rust_cells::Completion {
-                        cursor_start: r.cursor_pos,
-                        cursor_end: r.cursor_pos,
-                        ..Default::default()
-                    });
-                let content = CompleteReply {
-                    matches: c.matches,
-                    cursor_start: c.cursor_start,
-                    cursor_end: c.cursor_end,
-                    ..Default::default()
-                };
-                reply(&mut self.shell, request, content).await;
-            }
             JupyterMessageContent::CompleteRequest(r) => {
-                let c = assist::complete(&r.code, r.cursor_pos, &self.session);
+                let c = if magics::is_rust_cell(&r.code) {
+                    self.session.rust.complete(&r.code, r.cursor_pos).unwrap_or(
+                        assist::Completion {
+                            matches: Vec::new(),
+                            cursor_start: r.cursor_pos,
+                            cursor_end: r.cursor_pos,
+                        },
+                    )
+                } else {
+                    assist::complete(&r.code, r.cursor_pos, &self.session)
+                };
                 let content = CompleteReply {
                     matches: c.matches,
                     cursor_start: c.cursor_start,

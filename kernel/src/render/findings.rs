@@ -46,7 +46,7 @@ fn resource_label(f: &Finding) -> String {
 }
 
 /// A value as its JSON string (enums and times as the listing's JSON spells them).
-fn wire<T: serde::Serialize>(value: &T) -> String {
+pub fn wire<T: serde::Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
         Ok(Value::String(s)) => s,
         _ => String::new(),

@@ -8,7 +8,8 @@
 //! ran since the last one.
 
 use crate::error::MagicError;
-use crate::render::findings::finding_row;
+use crate::magics::assist::Completion;
+use crate::render::findings::{finding_row, wire};
 use crate::session::Session;
 
 /// The session as Rust cells see it.
@@ -41,8 +42,8 @@ pub fn snapshot(session: &Session) -> runbook_cells::Snapshot {
                 region: plan.region.clone(),
                 finding_ids: plan.findings.iter().map(|f| f.id.clone()).collect(),
                 rationale: plan.rationale.clone(),
-                source: json_text(&plan.source),
-                created_at: json_text(&plan.created_at),
+                source: wire(&plan.source),
+                created_at: wire(&plan.created_at),
                 raw: serde_json::to_value(plan).unwrap_or_default(),
             }
         })
@@ -54,14 +55,6 @@ pub fn snapshot(session: &Session) -> runbook_cells::Snapshot {
         findings,
         plans,
         audit_log: Some(session.settings.audit_log.clone()),
-    }
-}
-
-fn json_text<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(other) => other.to_string(),
-        Err(_) => String::new(),
     }
 }
 
@@ -85,7 +78,7 @@ mod engine {
     pub struct RustCells;
 
     impl RustCells {
-        pub fn complete(&self, _code: &str, _cursor: usize) -> Option<super::Completion> {
+        pub fn complete(&self, _code: &str, _cursor: usize) -> Option<Completion> {
             None
         }
 
@@ -114,14 +107,6 @@ mod engine;
 #[cfg(feature = "rust-cells")]
 pub use engine::put_cargo_on_path;
 pub use engine::{RustCells, run};
-
-/// Completions for a Rust cell, in code points as Jupyter counts them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Completion {
-    pub matches: Vec<String>,
-    pub cursor_start: usize,
-    pub cursor_end: usize,
-}
 
 /// The byte offset of the `n`th code point (Jupyter's cursor unit).
 pub fn byte_offset(code: &str, code_points: usize) -> usize {
