@@ -30,9 +30,9 @@ $(VENV)/.installed: requirements.txt papermill-runbook/pyproject.toml papermill-
 
 venv: $(VENV)/.installed
 
-# The lab kernel is the dev build `make test` also makes and tests (7.5 min cold
-# on 2 cores, against 20 to 24 for release; it waits on AWS and models, not the
-# CPU). The venv installs while it compiles. `make bench` measures release.
+# The lab kernel is the dev build `make test` also makes and tests (13 min cold on
+# 2 cores, 4.5 of them evcxr for Rust cells; release takes far longer; it waits
+# on AWS and models, not the CPU). The venv installs while it compiles. `make bench` measures release.
 lab:
 	$(MAKE) -j2 kernel venv
 	$(DEBUG_BIN) install --prefix $(VENV)
