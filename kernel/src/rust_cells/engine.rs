@@ -380,11 +380,7 @@ async fn evaluate(
             .context
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let variables: Vec<String> = context
-            .variables_and_types()
-            .map(|(name, ty)| format!("{name}: {ty}"))
-            .collect();
-        (context.process_handle(), variables)
+        (context.process_handle(), variables(&context))
     };
     let context = evaluator.context.clone();
     let source = code.to_string();
@@ -442,14 +438,10 @@ async fn evaluate(
         out.update(handle, progress_done(""));
     }
     out.set_critical(false);
-    let variables_after: Vec<String> = evaluator
+    let variables_after = evaluator
         .context
         .lock()
-        .map(|c| {
-            c.variables_and_types()
-                .map(|(name, ty)| format!("{name}: {ty}"))
-                .collect()
-        })
+        .map(|c| variables(&c))
         .unwrap_or_default();
     let outcome = match joined {
         Ok(outcome) => outcome,
@@ -512,6 +504,14 @@ fn take_line(line: (Stdio, String), stderr: &mut Stderr, batch: &mut Vec<(Stdio,
         stderr.0.push(line.1.clone());
     }
     batch.push(line);
+}
+
+/// The session's variables as `name: type`.
+fn variables(context: &CommandContext) -> Vec<String> {
+    context
+        .variables_and_types()
+        .map(|(name, ty)| format!("{name}: {ty}"))
+        .collect()
 }
 
 fn lost_state(variables: &[String]) -> String {
