@@ -11,6 +11,7 @@ use crate::finding::{AccountId, Finding, FindingFilter, FindingIdentifier, Workf
 use crate::severity::Severity;
 
 pub mod aws;
+pub mod config;
 pub mod connect;
 pub mod ec2;
 pub mod guardduty;
@@ -19,7 +20,9 @@ pub mod kms;
 pub mod member;
 pub mod s3control;
 pub mod sandbox;
+pub mod ssm;
 
+pub use config::ConfigService;
 pub use connect::{Clouds, Connected};
 pub use ec2::Ec2;
 pub use guardduty::GuardDuty;
@@ -31,6 +34,7 @@ pub use member::{
 };
 pub use s3control::S3Control;
 pub use sandbox::Sandbox;
+pub use ssm::Ssm;
 
 /// Which implementation is behind a [`Cloud`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -270,7 +274,9 @@ pub type ProgressFn<'a> = dyn FnMut(FetchProgress, &[Finding]) + Send + 'a;
 /// region; each operation takes its target (account, region, finding) from its
 /// arguments, so a finding from another account is acted on where it lives.
 #[async_trait]
-pub trait Cloud: Ec2 + GuardDuty + Iam + S3Control + Kms + Send + Sync {
+pub trait Cloud:
+    Ec2 + GuardDuty + Iam + S3Control + Kms + Ssm + ConfigService + Send + Sync
+{
     /// What this backend is, for display.
     fn describe(&self) -> BackendInfo;
 
@@ -305,6 +311,9 @@ pub trait Cloud: Ec2 + GuardDuty + Iam + S3Control + Kms + Send + Sync {
     /// this backend; in a member account, the member role assumed with the
     /// request's session policy, its session name and source identity.
     async fn act_in(&self, request: &SessionRequest) -> Result<Acting, CloudError>;
+
+    /// The role assumed in member accounts; SSM Automation runs as it there.
+    fn member_role(&self) -> MemberRole;
 
     /// Whether the member role can be assumed in an account (a probe whose
     /// credentials allow nothing), with the exact reason when it cannot.

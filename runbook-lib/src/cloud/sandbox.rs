@@ -16,6 +16,7 @@ use super::{
 };
 use crate::finding::{AccountId, Finding, FindingFilter, FindingIdentifier, Note, WorkflowStatus};
 
+pub(crate) mod automation;
 pub mod controls;
 pub(crate) mod ops;
 pub mod seed;
@@ -63,6 +64,8 @@ struct Inner {
     clock: DateTime<Utc>,
     known: BTreeMap<String, Known>,
     workflow: BTreeMap<String, WorkflowRecord>,
+    /// SSM Automation runs, by execution id.
+    automations: BTreeMap<String, crate::cloud::ssm::AutomationRun>,
 }
 
 impl Inner {
@@ -165,6 +168,7 @@ impl Sandbox {
             clock: epoch(),
             known: BTreeMap::new(),
             workflow: BTreeMap::new(),
+            automations: BTreeMap::new(),
         };
         let evals = inner.refresh();
         // Spread first-seen and last-updated times over past weeks, stably per finding.
@@ -269,6 +273,25 @@ impl Sandbox {
         inner.tick();
         inner.refresh();
         out
+    }
+
+    /// Runs a simulated Automation document at once (see `automation.rs`).
+    pub(crate) fn run_automation(
+        &self,
+        at: &Target,
+        start: &crate::cloud::ssm::AutomationStart,
+    ) -> Result<String, CloudError> {
+        let mut inner = self.lock();
+        let id = format!("sandbox-{:08x}", inner.automations.len() + 1);
+        let run = automation::run(&mut inner.state, at, start, &id)?;
+        inner.automations.insert(id.clone(), run);
+        inner.tick();
+        inner.refresh();
+        Ok(id)
+    }
+
+    pub(crate) fn automation_run(&self, id: &str) -> Option<crate::cloud::ssm::AutomationRun> {
+        self.lock().automations.get(id).cloned()
     }
 
     /// The stored workflow update of a finding, if any.
@@ -445,6 +468,13 @@ impl Cloud for Sandbox {
                 session: Some(session),
             })
         })
+    }
+
+    fn member_role(&self) -> MemberRole {
+        MemberRole {
+            name: self.with_state(|s| s.member_role.clone()),
+            external_id: None,
+        }
     }
 
     async fn access(&self, account: &AccountId) -> Access {

@@ -125,6 +125,8 @@ pub(crate) struct RegionClients {
     pub(crate) iam: aws_sdk_iam::Client,
     pub(crate) kms: aws_sdk_kms::Client,
     pub(crate) s3control: aws_sdk_s3control::Client,
+    pub(crate) ssm: aws_sdk_ssm::Client,
+    pub(crate) config: aws_sdk_config::Client,
 }
 
 impl RegionClients {
@@ -149,6 +151,16 @@ impl RegionClients {
             ),
             kms: aws_sdk_kms::Client::from_conf(
                 aws_sdk_kms::config::Builder::from(sdk)
+                    .region(region.clone())
+                    .build(),
+            ),
+            ssm: aws_sdk_ssm::Client::from_conf(
+                aws_sdk_ssm::config::Builder::from(sdk)
+                    .region(region.clone())
+                    .build(),
+            ),
+            config: aws_sdk_config::Client::from_conf(
+                aws_sdk_config::config::Builder::from(sdk)
                     .region(region.clone())
                     .build(),
             ),
@@ -299,5 +311,9 @@ impl Cloud for AwsCloud {
 
     async fn access(&self, account: &AccountId) -> Access {
         self.op_access(account).await
+    }
+
+    fn member_role(&self) -> MemberRole {
+        self.member_role.clone()
     }
 }
