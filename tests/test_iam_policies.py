@@ -12,8 +12,12 @@
   the member role, read and resolve findings and list the organisation's
   accounts, and grants no write in an account. member-role.yaml, the member
   role's CloudFormation template, passes cfn-lint, trusts only the security
-  account's principal, and grants what runbook-remediation.json grants less the
-  security account's own services.
+  account's principal and Systems Manager (which runs Automation runbooks as the
+  role, for its own account only), and grants what runbook-remediation.json
+  grants less the security account's own services.
+- Both grant every permission the Automation runbooks of
+  runbook-lib/src/catalog/automation_controls.yaml call, and what the kernel
+  calls to run them.
 """
 
 from __future__ import annotations
@@ -41,8 +45,63 @@ POLICIES = {"read-only": READ_ONLY, "remediation": REMEDIATION, "security-accoun
 # member role grants none of these services.
 SECURITY_ACCOUNT_SERVICES = ("securityhub", "bedrock", "sts")
 
+# What RunAutomation calls besides the reads: start, stop, pass the member role
+# to SSM, re-evaluate the Config rule; and every write the Automation runbooks'
+# steps make (automation_controls.yaml's `permissions`, less the reads;
+# test_every_automation_runbook_permission_is_granted keeps the two in step).
+AUTOMATION_WRITES = (
+    "ssm:StartAutomationExecution",
+    "ssm:StopAutomationExecution",
+    "iam:PassRole",
+    "config:StartConfigRulesEvaluation",
+    "apigateway:PATCH",
+    "autoscaling:UpdateAutoScalingGroup",
+    "cloudfront:UpdateDistribution",
+    "cloudtrail:CreateTrail",
+    "cloudtrail:StartLogging",
+    "cloudtrail:UpdateTrail",
+    "dynamodb:UpdateContinuousBackups",
+    "ec2:DeleteSecurityGroup",
+    "ec2:ModifyInstanceMetadataOptions",
+    "ec2:ModifySubnetAttribute",
+    "ec2:ReleaseAddress",
+    "ec2:RevokeSecurityGroupEgress",
+    "ec2:TerminateInstances",
+    "elasticloadbalancing:ModifyLoadBalancerAttributes",
+    "iam:DeleteAccessKey",
+    "iam:DeleteLoginProfile",
+    "iam:UpdateAccessKey",
+    "kms:CancelKeyDeletion",
+    "lambda:InvokeFunction",
+    "rds:ModifyDBCluster",
+    "rds:ModifyDBInstance",
+    "redshift:EnableLogging",
+    "redshift:ModifyCluster",
+    "redshift:ModifyClusterParameterGroup",
+    "s3:DeleteBucketPolicy",
+    "s3:PutBucketLogging",
+    "s3:PutBucketPolicy",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutBucketVersioning",
+    "s3:PutEncryptionConfiguration",
+    "s3:PutObject",
+    "secretsmanager:RotateSecret",
+    "sns:SetTopicAttributes",
+    "wafv2:PutLoggingConfiguration",
+)
+
+# What RunAutomation reads (RunAutomation::permissions): the execution's progress,
+# the resource's Config item, and the Config rule's evaluation and result.
+AUTOMATION_READS = (
+    "ssm:GetAutomationExecution",
+    "config:BatchGetResourceConfig",
+    "config:DescribeConfigRules",
+    "config:DescribeConfigRuleEvaluationStatus",
+    "config:GetComplianceDetailsByResource",
+)
+
 # Every change the kernel can make in an account: the catalog's actions, their
-# inverses (rollback), and resolving the finding after %approve.
+# inverses (rollback), resolving the finding after %approve, and Automation runs.
 WRITE_ACTIONS = (
     "ec2:RevokeSecurityGroupIngress",
     "ec2:AuthorizeSecurityGroupIngress",
@@ -58,7 +117,7 @@ WRITE_ACTIONS = (
     "kms:EnableKeyRotation",
     "kms:DisableKeyRotation",
     "securityhub:BatchUpdateFindings",
-)
+) + AUTOMATION_WRITES
 
 # What read-only use needs besides the prechecks' reads (which the plans name):
 # %findings, the caller identity, Bedrock Converse/ConverseStream, and Retrieve
@@ -120,7 +179,7 @@ SECURITY_ACCOUNT_ONLY = {
 }
 
 ACTION_NAME = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
-READ_VERBS = ("Get", "List", "Describe", "Retrieve", "InvokeModel")
+READ_VERBS = ("Get", "BatchGet", "List", "Describe", "Retrieve", "InvokeModel")
 
 
 # --- policy documents ------------------------------------------------------------
@@ -269,6 +328,53 @@ def test_remediation_grants_everything_read_only_does_and_every_write():
     assert not missing(remediation, APPROVE_PERMISSIONS)
 
 
+AUTOMATION_TABLE = ROOT / "runbook-lib" / "src" / "catalog" / "automation_controls.yaml"
+
+
+def automation_rows() -> list[dict]:
+    """runbook-lib/src/catalog/automation_controls.yaml: a control's AWS-owned
+    Automation runbook and the IAM actions its steps call."""
+    yaml = pytest.importorskip("yaml", reason="PyYAML (installed with cfn-lint) reads the table")
+    return yaml.safe_load(AUTOMATION_TABLE.read_text(encoding="utf-8"))
+
+
+def is_read(action: str) -> bool:
+    # Case aside: apigateway:GET is API Gateway's read.
+    return action.partition(":")[2].lower().startswith(tuple(v.lower() for v in READ_VERBS))
+
+
+def test_every_automation_runbook_permission_is_granted():
+    """SSM runs a row's runbook as the member role (its AutomationAssumeRole), or
+    in the caller's own account with the caller's permissions: the remediation
+    policy (and so the member role) grants what every row's steps call, and what
+    the kernel calls to run a runbook and verify it."""
+    rows = automation_rows()
+    assert len(rows) >= 40, len(rows)
+    named = set()
+    for row in rows:
+        assert row["permissions"] and all(ACTION_NAME.match(p) for p in row["permissions"]), row["control"]
+        named |= set(row["permissions"])
+    writes = sorted(p for p in named if not is_read(p) and p not in WRITE_ACTIONS)
+    assert not writes, f"the table names writes that AUTOMATION_WRITES lacks: {writes}"
+    assert not [p for p in AUTOMATION_READS if p in WRITE_ACTIONS or not is_read(p)], AUTOMATION_READS
+
+    remediation = load(REMEDIATION)
+    lacking = missing(remediation, named | set(AUTOMATION_READS) | set(AUTOMATION_WRITES))
+    assert not lacking, f"runbook-remediation.json lacks what Automation runs need: {lacking}"
+    # Only AWS-owned runbooks (customers cannot name a document AWS*), and the
+    # member role passed only to SSM.
+    for row in rows:
+        definition = f"arn:aws:ssm:us-east-1::automation-definition/{row['document']}:$DEFAULT"
+        assert allows_on(remediation, "ssm:StartAutomationExecution", definition), row["control"]
+    customers = f"arn:aws:ssm:us-east-1:{SAMPLE_ACCOUNT}:automation-definition/MyRunbook:$DEFAULT"
+    assert not allows_on(remediation, "ssm:StartAutomationExecution", customers), "only AWS-owned runbooks may run"
+    assert allows_on(remediation, "iam:PassRole", OWN_ROLE_ARN)
+    assert not allows_on(remediation, "iam:PassRole", f"arn:aws:iam::{SAMPLE_ACCOUNT}:role/Admin")
+    for st in statements(remediation):
+        if allows({"Statement": [st]}, "iam:PassRole"):
+            assert st.get("Condition") == {"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}}, st
+
+
 def test_the_catalog_table_is_read():
     assert len(FAMILIES) >= 6, FAMILIES
     for family, controls in FAMILIES.items():
@@ -324,11 +430,21 @@ def member_role_template() -> dict:
     return yaml.safe_load(MEMBER_ROLE.read_text(encoding="utf-8"))
 
 
+# The member role's own ARN as the template spells it (it passes itself to SSM),
+# and as in_partition_aws makes it: a sample account, the default role name.
+OWN_ROLE_SUB = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${MemberRoleName}"
+SAMPLE_ACCOUNT = "123456789012"
+OWN_ROLE_ARN = f"arn:aws:iam::{SAMPLE_ACCOUNT}:role/SecurityRunbookMember"
+
+
 def in_partition_aws(value):
     """A template value with each `Fn::Sub` of `${AWS::Partition}` made the
-    literal `arn:aws:...` that iam/*.json spell."""
+    literal `arn:aws:...` that iam/*.json spell. The role's own ARN (only that
+    spelling may name the account or the role) becomes OWN_ROLE_ARN."""
     if isinstance(value, dict):
         if set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+            if value["Fn::Sub"] == OWN_ROLE_SUB:
+                return OWN_ROLE_ARN
             text = value["Fn::Sub"].replace("${AWS::Partition}", "aws")
             assert "${" not in text, f"Fn::Sub substitutes more than the partition: {value}"
             return text
@@ -387,6 +503,13 @@ def test_member_role_grants_the_remediation_policy_less_the_security_accounts_se
     assert granted == wanted, f"missing {sorted(wanted - granted)}, extra {sorted(granted - wanted)}"
     remediation = grants_by_action(load(REMEDIATION))
     for action, grants in grants_by_action(policy).items():
+        if action == "iam:PassRole":
+            # The role passes only itself (to SSM, as AutomationAssumeRole): the
+            # remediation policy's grant, narrowed to this role in this account.
+            [(remediation_resources, condition)] = remediation[action]
+            assert grants == [([OWN_ROLE_ARN], condition)], f"{action}: {grants}"
+            assert any(fnmatch.fnmatchcase(OWN_ROLE_ARN, r) for r in remediation_resources), remediation_resources
+            continue
         assert grants == remediation[action], f"{action} is scoped differently from runbook-remediation.json"
     assert not [st for st in statements(policy) if st["Effect"] != "Allow"]
 
@@ -394,7 +517,11 @@ def test_member_role_grants_the_remediation_policy_less_the_security_accounts_se
     assert not problems, "\n".join(problems)
 
 
-def test_member_role_trusts_only_the_security_account_principal():
+SECURITY_ACCOUNT_PRINCIPAL = {"AWS": {"Ref": "SecurityAccountPrincipal"}}
+SSM_PRINCIPAL = {"Service": "ssm.amazonaws.com"}
+
+
+def test_member_role_trusts_only_the_security_account_principal_and_ssm():
     template = member_role_template()
     assert template["AWSTemplateFormatVersion"] == "2010-09-09"
     role = member_role(template)
@@ -403,9 +530,21 @@ def test_member_role_trusts_only_the_security_account_principal():
 
     trust = role["AssumeRolePolicyDocument"]
     assert trust["Version"] == "2012-10-17"
-    [statement] = statements(trust)
-    assert statement["Effect"] == "Allow"
-    assert statement["Principal"] == {"AWS": {"Ref": "SecurityAccountPrincipal"}}
+    trusted = statements(trust)
+    assert len(trusted) == 2, trusted
+    for st in trusted:
+        assert set(st) <= {"Sid", "Effect", "Principal", "Action", "Condition"}, st
+        assert st["Effect"] == "Allow", st
+    principals = [st["Principal"] for st in trusted]
+    assert sorted(map(json.dumps, principals)) == sorted(map(json.dumps, [SECURITY_ACCOUNT_PRINCIPAL, SSM_PRINCIPAL])), principals
+    [statement] = [st for st in trusted if st["Principal"] == SECURITY_ACCOUNT_PRINCIPAL]
+    [ssm] = [st for st in trusted if st["Principal"] == SSM_PRINCIPAL]
+
+    # Systems Manager runs Automation runbooks as the role (AutomationAssumeRole),
+    # only on behalf of this account (no confused deputy).
+    assert as_list(ssm["Action"]) == ["sts:AssumeRole"], ssm
+    assert ssm.get("Condition") == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}, ssm
+
     # SourceIdentity on the session needs sts:SetSourceIdentity in the trust policy.
     assert sorted(as_list(statement["Action"])) == ["sts:AssumeRole", "sts:SetSourceIdentity"]
     assert statement["Condition"] == {
@@ -472,7 +611,10 @@ def listing(kernel, control: str) -> list[dict]:
 
 
 def plans_by_family(kernel) -> dict[str, list[dict]]:
-    """A plan for every open sandbox finding of every covered control."""
+    """A plan for every open sandbox finding of every covered control, with the
+    example organisation's policies (they name the values only it can choose,
+    such as the CloudTrail log bucket)."""
+    kernel.ok(f"%config kb={ROOT / 'notebooks' / 'policies' / 'en'}")
     out: dict[str, list[dict]] = {}
     for family, controls in FAMILIES.items():
         for control in controls:
@@ -522,12 +664,17 @@ def test_every_inverse_rollback_runs_is_granted(kernel):
     recorded in the audit trail (e.g. deleting a detector the plan created, which
     no plan lists up front) must be granted too."""
     seen_families, kinds = set(), set()
+    kernel.ok(f"%config kb={ROOT / 'notebooks' / 'policies' / 'en'}")
     for family, controls in FAMILIES.items():
         for control in controls:
             for row in listing(kernel, control):
                 plan = last_bundle(kernel.ok(f"%remediate {row['id']}"))[RUNBOOK_MIME]["plan"]
                 approved = last_bundle(kernel.ok(f"%approve {plan['id']} --yes"))[RUNBOOK_MIME]
                 assert approved["state"] == "succeeded", approved
+                if not plan["rollback"] and all(a["action"] == "run_automation" for a in plan["actions"]):
+                    # AWS-owned runbooks have no inverse, so there is nothing to roll back.
+                    seen_families.add(family)
+                    continue
                 rolled = last_bundle(kernel.ok(f"%rollback {plan['id']} --yes"))[RUNBOOK_MIME]
                 assert rolled["state"] == "succeeded", rolled
                 kinds |= audit_inverses(kernel, plan["id"])
@@ -545,7 +692,7 @@ def test_every_action_the_library_code_names_is_granted():
     and the rest of the AWS code."""
     lib = ROOT / "runbook-lib" / "src"
     files = sorted(lib.rglob("*.rs"))
-    literal = re.compile(r'"((?:ec2|guardduty|iam|s3|kms|securityhub|sts|bedrock|organizations):[A-Z][A-Za-z]+)"')
+    literal = re.compile(r'"((?:ec2|guardduty|iam|s3|kms|securityhub|sts|bedrock|organizations|ssm|config):[A-Z][A-Za-z]+)"')
     named = {m.group(1) for f in files if f.is_file() for m in literal.finditer(f.read_text(encoding="utf-8"))}
     assert {"ec2:RevokeSecurityGroupIngress", "iam:UpdateAccountPasswordPolicy"} <= named, "scan found nothing"
     assert not missing(load(REMEDIATION), named - SECURITY_ACCOUNT_ONLY)

@@ -5,6 +5,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::catalog::Watch;
 use crate::cloud::{Cloud, MAX_NOTE_CHARS, Target, UpdateOutcome};
 use crate::finding::{FindingIdentifier, WorkflowStatus};
 use crate::plan::{Action, Applied, Precheck, RemediationPlan};
@@ -89,6 +90,9 @@ pub struct StepReport {
     pub applied: Option<Applied>,
     pub verified: Option<bool>,
     pub error: Option<String>,
+    /// Where a long step is (an Automation run's current step), while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -274,6 +278,7 @@ pub async fn execute(
             applied: None,
             verified: None,
             error: None,
+            detail: None,
         })
         .collect();
     let mut run = Run {
@@ -348,8 +353,18 @@ pub async fn execute(
         }
         run.report.steps[index].state = StepState::Running;
         run.show();
-        let result = match action.apply(cloud, &at).await {
-            Ok(applied) => match action.verify(cloud, &at).await {
+        let report = &mut run.report;
+        let show = &mut *run.progress;
+        let mut progress = |line: &str| {
+            report.steps[index].detail = Some(line.to_string());
+            show(report);
+        };
+        let mut watch = Watch {
+            cancelled,
+            progress: &mut progress,
+        };
+        let result = match action.apply_watched(cloud, &at, &mut watch).await {
+            Ok(applied) => match action.verify_watched(cloud, &at, &mut watch).await {
                 Ok(true) => Ok(applied),
                 Ok(false) => Err((
                     Some(applied),
@@ -362,6 +377,7 @@ pub async fn execute(
             },
             Err(e) => Err((None, e.to_string())),
         };
+        run.report.steps[index].detail = None;
         match result {
             Ok(applied) => {
                 let after = action
@@ -466,6 +482,7 @@ pub async fn rollback(
                 applied: None,
                 verified: None,
                 error: None,
+                detail: None,
             })
             .collect(),
         outcome: Outcome::Running,

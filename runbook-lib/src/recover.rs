@@ -206,6 +206,7 @@ fn steps_of(plan: &RemediationPlan, recovery: &Recovery) -> Vec<StepReport> {
             applied: None,
             verified: None,
             error: None,
+            detail: None,
         })
         .take(plan.actions.len())
         .collect()

@@ -57,10 +57,16 @@ pub async fn run(args: RollbackArgs, cx: &mut Context<'_>) -> Result<(), MagicEr
         })
         .collect();
     if undo.is_empty() {
-        return Err(MagicError::usage(format!(
-            "{} has nothing to roll back: the audit trail shows no applied action that is not already undone",
-            args.plan
-        )));
+        let mut why: Vec<&str> = plan.actions.iter().filter_map(|a| a.no_inverse()).collect();
+        why.dedup();
+        return Err(MagicError::usage(if why.is_empty() {
+            format!(
+                "{} has nothing to roll back: the audit trail shows no applied action that is not already undone",
+                args.plan
+            )
+        } else {
+            format!("{} has nothing to roll back: {}", args.plan, why.join("; "))
+        }));
     }
     match workflow::approve_and_roll_back(cx, &plan, &undo, args.yes)
         .await?

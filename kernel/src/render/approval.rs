@@ -233,7 +233,12 @@ pub fn progress(
         ],
     );
     for step in &report.steps {
-        let state = state_label(&step.state, lang);
+        let label = state_label(&step.state, lang);
+        // A long step (an Automation run) says where it is while it runs.
+        let state = match &step.detail {
+            Some(detail) => format!("{label}: {detail}"),
+            None => label.to_string(),
+        };
         plain.push_str(&format!(
             "  {}. {} — {state}\n",
             step.index + 1,
@@ -243,7 +248,7 @@ pub fn progress(
             Cell::text((step.index + 1).to_string()),
             Cell::code(&step.action),
             Cell::text(&step.description),
-            Cell::text(state),
+            Cell::text(&state),
             Cell::text(step.error.as_deref().unwrap_or("")),
         ]);
     }

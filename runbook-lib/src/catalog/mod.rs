@@ -20,8 +20,9 @@ mod step;
 
 pub use family::{About, Family, PlanRequest, ToolSpec};
 pub use step::{
-    Applied, MAX_ACTIONS, PlanRejection, Precheck, Step, canonical_json, drift_error, plural,
-    py_str, py_value, python_call, shell_quote, to_json,
+    ApiCall, Applied, AutomationSteps, MAX_ACTIONS, PlanRejection, Precheck, PropertyCheck, Step,
+    Watch, canonical_json, drift_error, plural, py_str, py_value, python_call, shell_quote,
+    to_json,
 };
 
 /// Declares every family: its module, its type, the steps a plan may use, and the
@@ -83,6 +84,7 @@ families! {
     s3::AccountPublicAccess => [BlockS3PublicAccess; undo DeleteS3PublicAccessBlock],
     ebs::EbsDefaultEncryption => [EnableEbsEncryptionByDefault; undo DisableEbsEncryptionByDefault],
     kms::KmsKeyRotation => [EnableKmsKeyRotation; undo DisableKmsKeyRotation],
+    automation::AwsAutomation => [RunAutomation],
 }
 
 /// One registered family and the names of its steps.
@@ -140,6 +142,35 @@ impl Action {
         self.step().apply(cloud, at).await
     }
 
+    /// [`Action::apply`] reporting progress and honouring an interrupt (see [`Watch`]).
+    pub async fn apply_watched(
+        &self,
+        cloud: &dyn Cloud,
+        at: &Target,
+        watch: &mut Watch<'_>,
+    ) -> Result<Applied, CloudError> {
+        let pre = self.precheck(cloud, at).await?;
+        if let Some(d) = &pre.drift {
+            return Err(drift_error(self.name(), d));
+        }
+        if pre.already_done {
+            return Ok(Applied::unchanged(
+                "already in the intended state; nothing done",
+            ));
+        }
+        self.step().apply_watched(cloud, at, watch).await
+    }
+
+    /// [`Action::verify`] reporting progress (see [`Watch`]).
+    pub async fn verify_watched(
+        &self,
+        cloud: &dyn Cloud,
+        at: &Target,
+        watch: &mut Watch<'_>,
+    ) -> Result<bool, CloudError> {
+        self.step().verify_watched(cloud, at, watch).await
+    }
+
     /// Re-reads the live state and checks that the intended state holds.
     pub async fn verify(&self, cloud: &dyn Cloud, at: &Target) -> Result<bool, CloudError> {
         self.step().verify(cloud, at).await
@@ -187,6 +218,11 @@ impl Action {
             .collect();
         grants.extend(step.rollback_grants(at));
         grants
+    }
+
+    /// The action as Automation document steps, if it can be one.
+    pub fn automation(&self, at: &Target) -> Option<AutomationSteps> {
+        self.step().automation(at)
     }
 
     /// The equivalent AWS CLI command(s), one per line, values shell-quoted.

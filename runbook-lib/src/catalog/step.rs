@@ -2,6 +2,7 @@
 //! report, why a plan is refused, and the quoting its CLI and Python renderings use.
 //! A family file implements [`Step`] once per step; `Action` is built from them.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use async_trait::async_trait;
@@ -24,6 +25,27 @@ pub trait Step: Send + Sync {
 
     /// Re-reads the live state and checks that the intended state holds.
     async fn verify(&self, cloud: &dyn Cloud, at: &Target) -> Result<bool, CloudError>;
+
+    /// [`Step::apply`] for a step that takes a while (an Automation run): it
+    /// reports progress and stops its work when the cell is interrupted.
+    async fn apply_watched(
+        &self,
+        cloud: &dyn Cloud,
+        at: &Target,
+        _watch: &mut Watch<'_>,
+    ) -> Result<Applied, CloudError> {
+        self.apply(cloud, at).await
+    }
+
+    /// [`Step::verify`], watched the same way (a Config rule evaluation).
+    async fn verify_watched(
+        &self,
+        cloud: &dyn Cloud,
+        at: &Target,
+        _watch: &mut Watch<'_>,
+    ) -> Result<bool, CloudError> {
+        self.verify(cloud, at).await
+    }
 
     /// The action that undoes this one. With `applied` (after an apply that changed
     /// something) the inverse is exact, using ids only known then; without it, the
@@ -50,6 +72,12 @@ pub trait Step: Send + Sync {
         Vec::new()
     }
 
+    /// The step as Automation document steps (`%export --format ssm`); None
+    /// when no AWS API call expresses it.
+    fn automation(&self, _at: &Target) -> Option<AutomationSteps> {
+        None
+    }
+
     /// The equivalent AWS CLI command(s), one per line, values shell-quoted.
     fn cli(&self, at: &Target) -> String;
 
@@ -58,6 +86,54 @@ pub trait Step: Send + Sync {
 
     /// One line saying what the step does.
     fn describe(&self, lang: Lang) -> String;
+}
+
+/// One AWS API call as an Automation `aws:executeAwsApi` step takes it:
+/// botocore's service name, the operation, and its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiCall {
+    pub service: &'static str,
+    pub api: &'static str,
+    pub inputs: serde_json::Map<String, Value>,
+}
+
+impl ApiCall {
+    pub fn new(service: &'static str, api: &'static str, inputs: Value) -> ApiCall {
+        ApiCall {
+            service,
+            api,
+            inputs: match inputs {
+                Value::Object(m) => m,
+                _ => serde_json::Map::new(),
+            },
+        }
+    }
+}
+
+/// A property a read call must return afterwards (`aws:assertAwsResourceProperty`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PropertyCheck {
+    pub call: ApiCall,
+    /// JSONPath into the response, e.g. `$.KeyRotationEnabled`.
+    pub selector: String,
+    pub desired: Vec<String>,
+}
+
+/// A plan step as Automation runs it: the calls that apply it, and how to verify.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutomationSteps {
+    pub apply: Vec<ApiCall>,
+    pub verify: Option<PropertyCheck>,
+    /// An Automation document to run instead of API calls (`aws:executeAutomation`).
+    pub run_document: Option<(String, BTreeMap<String, Vec<String>>)>,
+}
+
+/// What a long step reports to and asks of the cell running it.
+pub struct Watch<'a> {
+    /// Whether the cell was interrupted.
+    pub cancelled: &'a (dyn Fn() -> bool + Sync),
+    /// One line saying where the step is.
+    pub progress: &'a mut (dyn FnMut(&str) + Send),
 }
 
 /// What a precheck found: the live state, what apply will make of it, and drift.
@@ -90,6 +166,9 @@ pub struct Applied {
     /// Ingress rules revoked (RevokeIngress) or created, with their new ids (AuthorizeIngress).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<crate::resources::IngressRule>,
+    /// RunAutomation: the SSM Automation execution that made the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automation_execution: Option<String>,
 }
 
 impl Applied {

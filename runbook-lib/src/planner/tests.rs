@@ -606,7 +606,7 @@ fn nothing_to_do_when_the_finding_already_passes() {
     }
     let f = find(
         &sb,
-        "CloudTrail.1",
+        "Config.1",
         WORKLOAD_ACCOUNT,
         US_EAST_1,
         WORKLOAD_ACCOUNT,
@@ -642,8 +642,11 @@ fn every_action() -> Vec<(Action, Target)> {
     ));
     out.push((
         Action::DeleteS3PublicAccessBlock(DeleteS3PublicAccessBlock {}),
-        at,
+        at.clone(),
     ));
+    for example in crate::catalog::Family::examples(&crate::catalog::automation::AwsAutomation) {
+        out.push((example, at.clone()));
+    }
     out
 }
 
@@ -1269,7 +1272,7 @@ fn explanations_exist_for_every_family_in_both_languages() {
 
     let f = find(
         &sb,
-        "CloudTrail.1",
+        "Config.1",
         WORKLOAD_ACCOUNT,
         US_EAST_1,
         WORKLOAD_ACCOUNT,
@@ -1313,7 +1316,7 @@ fn catalog_covers_the_controls_it_promises() {
             assert!(!entry.undo_only.contains(a));
         }
     }
-    assert!(entry_for(&"CloudTrail.1".parse().unwrap()).is_none());
+    assert!(entry_for(&"Config.1".parse().unwrap()).is_none());
 }
 
 /// Plans recorded before a refactor; their ids are in audit trails, so they must
@@ -1448,4 +1451,128 @@ fn a_plans_session_policy_allows_its_actions_and_inverses_on_its_resources_only(
     );
     assert!(json.contains(&detectors), "{json}");
     assert!(json.contains("guardduty:DeleteDetector"), "{json}");
+}
+
+/// A failing sandbox finding of a control the AWS-owned runbook table covers.
+fn failing(sb: &Sandbox, control: &str) -> Finding {
+    sb.all_findings()
+        .unwrap()
+        .into_iter()
+        .find(|f| {
+            f.control_id.as_ref().is_some_and(|c| c.as_str() == control)
+                && f.compliance.status == Some(ComplianceStatus::Failed)
+        })
+        .unwrap_or_else(|| panic!("no failing {control} finding in the sandbox"))
+}
+
+#[test]
+fn a_table_plan_runs_the_aws_runbook_and_config_verifies_it_on_the_sandbox() {
+    let sb = Sandbox::new();
+    let f = failing(&sb, "CloudTrail.4");
+    let p = block_on(plan(&f, &sb, Lang::En, &PolicyValues::new())).unwrap();
+    let [Action::RunAutomation(run)] = p.actions.as_slice() else {
+        panic!("{:?}", p.actions)
+    };
+    assert_eq!(
+        run.document,
+        "AWSConfigRemediation-EnableCloudTrailLogFileValidation"
+    );
+    assert_eq!(run.parameters["TrailName"], f.resources[0].id);
+    assert!(run.baseline.is_some(), "Config's state id is recorded");
+    assert!(p.rollback.is_empty());
+    let report = block_on(crate::execute::execute(
+        &p,
+        &sb,
+        &mut crate::execute::NoJournal,
+        &mut |_| {},
+        &|| false,
+    ));
+    assert_eq!(
+        report.outcome,
+        crate::execute::Outcome::Succeeded,
+        "{report:?}"
+    );
+    assert_eq!(status(&sb, &f.id), Some(ComplianceStatus::Passed));
+    // A second run of the same plan finds Config's item changed: drift, nothing run.
+    let again = block_on(crate::execute::execute(
+        &p,
+        &sb,
+        &mut crate::execute::NoJournal,
+        &mut |_| {},
+        &|| false,
+    ));
+    assert!(
+        matches!(again.outcome, crate::execute::Outcome::Drifted { .. }),
+        "{again:?}"
+    );
+}
+
+#[test]
+fn a_model_may_only_name_the_findings_own_row() {
+    let sb = Sandbox::new();
+    let f = failing(&sb, "CloudTrail.4");
+    let ask = |action: Value| {
+        block_on(plan_from_model(
+            &json!({"actions": [action], "rationale": "r"}),
+            &f,
+            &sb,
+            Lang::En,
+            "m",
+            &PolicyValues::new(),
+        ))
+    };
+    let ok = ask(json!({"action": "run_automation", "control": "CloudTrail.4"})).unwrap();
+    assert!(matches!(ok.actions[0], Action::RunAutomation(_)));
+    for hostile in [
+        json!({"action": "run_automation", "control": "CloudTrail.4", "document": "AWS-DeleteStack"}),
+        json!({"action": "run_automation", "control": "CloudTrail.4", "parameters": {"TrailName": "other"}}),
+        json!({"action": "run_automation", "control": "EC2.4"}),
+        json!({"action": "run_automation"}),
+    ] {
+        assert!(ask(hostile.clone()).is_err(), "{hostile}");
+    }
+    // A plan edited after the fact (another document or parameter) fails validation.
+    let Action::RunAutomation(mut edited) = ok.actions[0].clone() else {
+        unreachable!()
+    };
+    edited.document = "AWS-TerminateEC2Instance".to_string();
+    let mut p = ok.clone();
+    p.actions = vec![Action::RunAutomation(edited)];
+    assert!(validate(&p, &f).is_err());
+    let Action::RunAutomation(mut edited) = ok.actions[0].clone() else {
+        unreachable!()
+    };
+    edited.parameters.insert(
+        "TrailName".to_string(),
+        "arn:aws:cloudtrail:us-east-1:999999999999:trail/x".to_string(),
+    );
+    p.actions = vec![Action::RunAutomation(edited)];
+    assert!(validate(&p, &f).is_err());
+}
+
+#[test]
+fn a_value_only_the_organisation_can_choose_comes_from_its_policy() {
+    let sb = Sandbox::new();
+    let f = failing(&sb, "CloudTrail.2");
+    let err = block_on(plan(&f, &sb, Lang::En, &PolicyValues::new())).unwrap_err();
+    assert!(err.to_string().contains("KMSKeyId"), "{err}");
+    let mut policy = PolicyValues::new();
+    policy.insert(
+        "CloudTrail.2",
+        "KMSKeyId",
+        PolicyValue {
+            value: json!("arn:aws:kms:us-east-1:222222222222:key/trail-key"),
+            source: "policies/logging.md".to_string(),
+            heading: "CloudTrail.2".to_string(),
+        },
+    );
+    let p = block_on(plan(&f, &sb, Lang::En, &policy)).unwrap();
+    let Action::RunAutomation(run) = &p.actions[0] else {
+        panic!()
+    };
+    assert_eq!(
+        run.parameters["KMSKeyId"],
+        "arn:aws:kms:us-east-1:222222222222:key/trail-key"
+    );
+    assert_eq!(p.policy_citations.len(), 1);
 }

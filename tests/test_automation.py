@@ -1,0 +1,256 @@
+"""Plans that run AWS-owned SSM Automation documents (the catalog's table), end to end.
+
+The kernel runs on the AWS path through the real AWS SDK for Rust: Security Hub is
+the project's server, SSM is the project's Automation server (which really runs the
+documents' steps against moto through boto3, as the member role), AWS Config is the
+project's stand-in (configuration items and rule evaluations read from moto's live
+state), everything else is moto. So a document that did not really change moto, or
+a rule that does not really pass, fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Iterator
+
+import pytest
+
+boto3 = pytest.importorskip("boto3")
+
+from aws_seed import aws_kernel_env, moto_client  # noqa: E402
+from conftest import RUNBOOK_MIME, audit_path, audit_records, final_displays, last_bundle  # noqa: E402
+from servers.config_service import ConfigServer  # noqa: E402
+from servers.moto import MotoServer  # noqa: E402
+from servers.securityhub import SecurityHubServer, make_finding  # noqa: E402
+from servers.ssm_automation import SsmAutomationServer  # noqa: E402
+
+pytestmark = [pytest.mark.usefixtures("no_ambient_aws"), pytest.mark.timeout(180)]
+
+MEMBER_ROLE = "SecurityRunbookMember"  # settings::DEFAULT_MEMBER_ROLE
+
+
+class World:
+    def __init__(self, moto: MotoServer, hub: SecurityHubServer, ssm: SsmAutomationServer, config: ConfigServer):
+        self.moto, self.hub, self.ssm, self.config = moto, hub, ssm, config
+        self.account = moto_client(moto, "sts").get_caller_identity()["Account"]
+        self.region = moto.region
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return aws_kernel_env(
+            self.moto,
+            self.hub,
+            AWS_ENDPOINT_URL_SSM=self.ssm.url,
+            AWS_ENDPOINT_URL_CONFIG_SERVICE=self.config.url,
+            **extra,
+        )
+
+    def instance(self) -> str:
+        """A running instance that still allows IMDSv1 (what EC2.8 flags)."""
+        ec2 = moto_client(self.moto, "ec2")
+        image = ec2.describe_images(Owners=["amazon"], Filters=[{"Name": "name", "Values": ["amzn2-ami-*"]}])
+        reservation = ec2.run_instances(ImageId=image["Images"][0]["ImageId"], MinCount=1, MaxCount=1)
+        instance = reservation["Instances"][0]["InstanceId"]
+        ec2.modify_instance_metadata_options(InstanceId=instance, HttpTokens="optional")
+        return instance
+
+    def http_tokens(self, instance: str) -> str:
+        ec2 = moto_client(self.moto, "ec2")
+        described = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]
+        return described["MetadataOptions"]["HttpTokens"]
+
+    def ec2_8_finding(self, i: int, instance: str) -> dict:
+        arn = f"arn:aws:ec2:{self.region}:{self.account}:instance/{instance}"
+        finding = make_finding(
+            i, account=self.account, region=self.region, control_id="EC2.8", severity="HIGH",
+            Title="EC2 instances should use Instance Metadata Service Version 2 (IMDSv2)",
+            Resources=[{"Type": "AwsEc2Instance", "Id": arn, "Partition": "aws", "Region": self.region,
+                        "Details": {"AwsEc2Instance": {"MetadataOptions": {"HttpTokens": "optional"}}}}],
+        )  # fmt: skip
+        self.hub.add_findings([finding])
+        return finding
+
+    def bucket(self, name: str) -> str:
+        moto_client(self.moto, "s3").create_bucket(Bucket=name)
+        return name
+
+    def s3_5_finding(self, i: int, bucket: str) -> dict:
+        finding = make_finding(
+            i, account=self.account, region=self.region, control_id="S3.5", severity="MEDIUM",
+            Title="S3 general purpose buckets should require requests to use SSL",
+            Resources=[{"Type": "AwsS3Bucket", "Id": f"arn:aws:s3:::{bucket}", "Partition": "aws",
+                        "Region": self.region}],
+        )  # fmt: skip
+        self.hub.add_findings([finding])
+        return finding
+
+    def rule(self, name: str, identifier: str) -> None:
+        self.config.put_rule(self.account, self.region, name, identifier)
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    with MotoServer() as moto, SecurityHubServer(rate=None) as hub:
+        with SsmAutomationServer(moto.url) as ssm, ConfigServer(moto.url, evaluation_delay=0.3) as config:
+            w = World(moto, hub, ssm, config)
+            w.rule("securityhub-ec2-imdsv2-check-a1b2c3", "EC2_IMDSV2_CHECK")
+            yield w
+
+
+def rows_of(res: Any) -> list[dict]:
+    for data in final_displays(res):
+        rows = (data.get(RUNBOOK_MIME) or {}).get("shown")
+        if rows is not None:
+            return rows
+    raise AssertionError(res.describe())
+
+
+def number_of(kernel: Any, finding: dict, control: str) -> int:
+    rows = rows_of(kernel.ok(f"%findings --all --control {control}"))
+    return next(r["number"] for r in rows if r["id"] == finding["Id"])
+
+
+def plan_for(kernel: Any, finding: dict, control: str) -> dict:
+    res = kernel.ok(f"%remediate {number_of(kernel, finding, control)}")
+    return last_bundle(res)[RUNBOOK_MIME]["plan"]
+
+
+def failure(res: Any, ename: str) -> str:
+    """The cell's one error, which must be `ename`; returns its message."""
+    (error,) = res.errors
+    assert error["content"]["ename"] == ename, res.describe()
+    return error["content"]["evalue"]
+
+
+def started(ssm: SsmAutomationServer) -> list[dict]:
+    return [r.body for r in ssm.requests if r.operation == "StartAutomationExecution"]
+
+
+def test_an_ec2_8_plan_runs_the_aws_runbook_as_the_member_role_and_config_verifies_it(kernel_factory, world):
+    instance = world.instance()
+    finding = world.ec2_8_finding(80, instance)
+    kernel = kernel_factory(**world.env())
+    plan = plan_for(kernel, finding, "EC2.8")
+
+    # The plan is the table's row: AWS's document, parameters from the finding, no inverse.
+    (action,) = plan["actions"]
+    assert action["action"] == "run_automation"
+    assert action["document"] == "AWSConfigRemediation-EnforceEC2InstanceIMDSv2"
+    # Automation runs as the member role (AWSConfigRemediation documents require a role).
+    role = f"arn:aws:iam::{world.account}:role/{MEMBER_ROLE}"
+    assert action["parameters"] == {"InstanceId": instance, "AutomationAssumeRole": role}
+    assert action["resource"] == {"resource_type": "AWS::EC2::Instance", "resource_id": instance}
+    assert action["baseline"], "the plan records Config's state id"
+    assert plan["rollback"] == []
+    assert "ssm:StartAutomationExecution" in plan["permissions"]
+    assert "ec2:ModifyInstanceMetadataOptions" in plan["permissions"]
+
+    before = len(started(world.ssm))
+    res = kernel.ok(f"%approve {plan['id']} --yes")
+    data = last_bundle(res)[RUNBOOK_MIME]
+    assert data["state"] == "succeeded", last_bundle(res)["text/plain"]
+
+    # AWS's runbook really ran in moto, once, with exactly the plan's parameters.
+    assert world.http_tokens(instance) == "required"
+    (body,) = started(world.ssm)[before:]
+    assert body["DocumentName"] == "AWSConfigRemediation-EnforceEC2InstanceIMDSv2"
+    assert body["Parameters"] == {"InstanceId": [instance], "AutomationAssumeRole": [role]}
+    # Config evaluated the control's rule again, and the finding is resolved.
+    evaluations = [r.body for r in world.config.requests if r.operation == "StartConfigRulesEvaluation"]
+    assert {"ConfigRuleNames": ["securityhub-ec2-imdsv2-check-a1b2c3"]} in evaluations
+    assert world.hub.finding(finding["Id"])["Workflow"]["Status"] == "RESOLVED"
+
+    # The audit keeps Config's item from before the change and the execution id.
+    records = [r for r in audit_records(audit_path(kernel)) if r["plan_id"] == plan["id"]]
+    started_record = next(r for r in records if r["event"] == "action_started")
+    assert started_record["before"]["configuration"]["configuration"]["metadataOptions"]["httpTokens"] == "optional"
+    finished = next(r for r in records if r["event"] == "action_finished")
+    assert finished["applied"]["automation_execution"]
+    assert finished["after"]["configuration"]["configuration"]["metadataOptions"]["httpTokens"] == "required"
+
+    # Nothing to roll back, and the kernel says why.
+    res = kernel.execute(f"%rollback {plan['id']} --yes")
+    (error,) = res.errors
+    assert "nothing to roll back" in error["content"]["evalue"], error
+    assert "no automatic inverse" in error["content"]["evalue"], error
+
+
+def test_a_change_after_the_plan_stops_the_run_before_automation_starts(kernel_factory, world):
+    instance = world.instance()
+    finding = world.ec2_8_finding(81, instance)
+    kernel = kernel_factory(**world.env())
+    plan = plan_for(kernel, finding, "EC2.8")
+    # Someone changes the instance between plan and approval: Config's state id moves.
+    moto_client(world.moto, "ec2").modify_instance_metadata_options(
+        InstanceId=instance, HttpTokens="optional", HttpPutResponseHopLimit=3
+    )
+    before = len(started(world.ssm))
+    res = kernel.execute(f"%approve {plan['id']} --yes")
+    assert failure(res, "StateDrifted")
+    assert last_bundle(res)[RUNBOOK_MIME]["state"] == "drifted"
+    assert "configurationStateId" in failure(res, "StateDrifted")
+    assert len(started(world.ssm)) == before
+    assert world.http_tokens(instance) == "optional"
+
+
+def test_without_the_controls_config_rule_verification_is_manual_and_the_finding_stays_open(kernel_factory, world):
+    bucket = world.bucket("runbook-no-rule-bucket")
+    finding = world.s3_5_finding(82, bucket)
+    kernel = kernel_factory(**world.env())
+    plan = plan_for(kernel, finding, "S3.5")
+    (action,) = plan["actions"]
+    assert action["document"] == "AWSConfigRemediation-RestrictBucketSSLRequestsOnly"
+    res = kernel.execute(f"%approve {plan['id']} --yes")
+    assert "verification is manual" in failure(res, "ExecutionFailed")
+    assert last_bundle(res)[RUNBOOK_MIME]["state"] == "failed"
+    # The runbook did run: the bucket now refuses plain HTTP ...
+    policy = json.loads(moto_client(world.moto, "s3").get_bucket_policy(Bucket=bucket)["Policy"])
+    assert any(s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false" for s in policy["Statement"])
+    # ... but nothing verified it, so the finding is not resolved.
+    assert world.hub.finding(finding["Id"])["Workflow"]["Status"] == "NEW"
+
+
+def test_a_runbook_that_fails_leaves_the_finding_open_with_aws_s_reason(kernel_factory, world):
+    world.rule("securityhub-s3-bucket-ssl-requests-only-d4e5f6", "S3_BUCKET_SSL_REQUESTS_ONLY")
+    bucket = world.bucket("runbook-failing-bucket")
+    finding = world.s3_5_finding(83, bucket)
+    kernel = kernel_factory(**world.env())
+    plan = plan_for(kernel, finding, "S3.5")
+    world.ssm.fail_next("StartAutomationExecution", 400, "AutomationDefinitionNotFoundException", "Document is throttled for the test")
+    res = kernel.execute(f"%approve {plan['id']} --yes")
+    assert "AutomationDefinitionNotFoundException" in failure(res, "ExecutionFailed")
+    assert world.hub.finding(finding["Id"])["Workflow"]["Status"] == "NEW"
+    # Approved again, it runs and the rule passes.
+    res = kernel.ok(f"%approve {plan['id']} --yes")
+    assert last_bundle(res)[RUNBOOK_MIME]["state"] == "succeeded", last_bundle(res)["text/plain"]
+    assert world.hub.finding(finding["Id"])["Workflow"]["Status"] == "RESOLVED"
+
+
+def test_an_interrupt_stops_the_automation_execution(kernel_factory, world):
+    instance = world.instance()
+    finding = world.ec2_8_finding(84, instance)
+    kernel = kernel_factory(**world.env())
+    plan = plan_for(kernel, finding, "EC2.8")
+    world.ssm.step_delay = 3.0
+    try:
+        code = f"%approve {plan['id']} --yes"
+        msg_id = kernel.start_execute(code)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not started(world.ssm)[-1:]:
+            time.sleep(0.1)
+        while time.monotonic() < deadline and not any(
+            "started execution" in json.dumps(m["content"]) for m in kernel.iopub_for(msg_id)
+        ):
+            kernel._pump_iopub(0.2)
+        kernel.km.interrupt_kernel()
+        res = kernel.finish_execute(code, msg_id, timeout=60)
+    finally:
+        world.ssm.step_delay = 0.0
+    text = res.text()
+    assert "interrupted" in text and "StopAutomationExecution" in text, text
+    stops = [r.body for r in world.ssm.requests if r.operation == "StopAutomationExecution"]
+    assert stops, "the kernel never stopped the execution"
+    world.ssm.wait_finished(stops[-1]["AutomationExecutionId"], 30)
+    assert world.ssm.executions[stops[-1]["AutomationExecutionId"]].status == "Cancelled"
+    assert world.http_tokens(instance) == "optional"
+    assert world.hub.finding(finding["Id"])["Workflow"]["Status"] == "NEW"
