@@ -254,3 +254,42 @@ def test_an_interrupt_stops_the_automation_execution(kernel_factory, world):
     assert world.ssm.executions[stops[-1]["AutomationExecutionId"]].status == "Cancelled"
     assert world.http_tokens(instance) == "optional"
     assert world.hub.finding(finding["Id"])["Workflow"]["Status"] == "NEW"
+
+
+def test_an_exported_plan_runs_as_an_automation_runbook_and_does_what_the_plan_does(kernel_factory, world, tmp_path):
+    """%export --format ssm: the approved plan as a schema 0.3 document, created in
+    SSM and run by the Automation server against moto, changes what the plan would."""
+    kms = moto_client(world.moto, "kms")
+    key = kms.create_key(Description="orders")["KeyMetadata"]["KeyId"]
+    finding = make_finding(
+        85, account=world.account, region=world.region, control_id="KMS.4", severity="MEDIUM",
+        Resources=[{"Type": "AwsKmsKey", "Id": f"arn:aws:kms:{world.region}:{world.account}:key/{key}",
+                    "Partition": "aws", "Region": world.region}],
+    )  # fmt: skip
+    world.hub.add_findings([finding])
+    kernel = kernel_factory(**world.env())
+    plan = plan_for(kernel, finding, "KMS.4")
+    path = tmp_path / "kms4.yaml"
+    data = last_bundle(kernel.ok(f"%export {plan['id']} --format ssm --output {path}"))[RUNBOOK_MIME]
+    document = path.read_text()
+    assert data["document"] == document and data["written_to"] == str(path)
+    assert plan["id"] in document and "aws:assertAwsResourceProperty" in document
+
+    ssm = boto3.client("ssm", **{**world.moto.client_kwargs(), "endpoint_url": world.ssm.url})
+    name = f"Runbook-{plan['id']}"
+    ssm.create_document(Content=document, Name=name, DocumentType="Automation", DocumentFormat="YAML")
+    run = ssm.start_automation_execution(DocumentName=name)["AutomationExecutionId"]
+    world.ssm.wait_finished(run, 60)
+    execution = ssm.get_automation_execution(AutomationExecutionId=run)["AutomationExecution"]
+    assert execution["AutomationExecutionStatus"] == "Success", execution
+    steps = [s["StepName"] for s in execution["StepExecutions"] if s["StepStatus"] == "Success"]
+    assert steps == ["Apply1_EnableKmsKeyRotation", "Verify1_EnableKmsKeyRotation"], execution["StepExecutions"]
+    assert kms.get_key_rotation_status(KeyId=key)["KeyRotationEnabled"] is True
+
+
+def test_export_refuses_what_it_cannot_write(kernel_factory, world):
+    kernel = kernel_factory(**world.env())
+    res = kernel.execute("%export plan-00000000 --format ssm")
+    assert "not a plan of this session" in failure(res, "UsageError")
+    res = kernel.execute("%export plan-00000000 --format yaml")
+    assert "ssm" in failure(res, "UsageError")

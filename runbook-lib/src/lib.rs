@@ -8,6 +8,7 @@ pub mod audit;
 pub mod catalog;
 pub mod cloud;
 pub mod execute;
+pub mod export;
 pub mod finding;
 pub mod kb;
 pub mod plan;

@@ -9,6 +9,7 @@ mod ask;
 pub mod assist;
 mod audit;
 mod config;
+mod export;
 mod finding;
 mod findings;
 mod help;
@@ -139,6 +140,12 @@ pub static MAGICS: &[MagicInfo] = &[
         args: kb::KbArgs::command,
     },
     MagicInfo {
+        name: "export",
+        aliases: &[],
+        cell: false,
+        args: export::ExportArgs::command,
+    },
+    MagicInfo {
         name: "rollback",
         aliases: &[],
         cell: false,
@@ -198,6 +205,7 @@ pub enum MagicCall {
     Approve(approve::ApproveArgs),
     Ask(ask::AskArgs, Option<String>),
     Kb(kb::KbArgs),
+    Export(export::ExportArgs),
     Rollback(rollback::RollbackArgs),
     Recover(recover::RecoverArgs),
     Audit(audit::AuditArgs),
@@ -510,6 +518,7 @@ pub fn parse_call(inv: &Invocation) -> Result<Parsed, MagicError> {
         "approve" => parsed!(MagicCall::Approve),
         "ask" => parsed!(|a| MagicCall::Ask(a, inv.body.clone())),
         "kb" => parsed!(MagicCall::Kb),
+        "export" => parsed!(MagicCall::Export),
         "rollback" => parsed!(MagicCall::Rollback),
         "recover" => parsed!(MagicCall::Recover),
         "audit" => parsed!(MagicCall::Audit),
@@ -537,6 +546,7 @@ async fn run_call(call: MagicCall, cx: &mut Context<'_>) -> Result<(), MagicErro
         MagicCall::Approve(args) => approve::run(args, cx).await,
         MagicCall::Ask(args, body) => ask::run(args, body, cx).await,
         MagicCall::Kb(args) => kb::run(args, cx).await,
+        MagicCall::Export(args) => export::run(args, cx),
         MagicCall::Rollback(args) => rollback::run(args, cx).await,
         MagicCall::Recover(args) => recover::run(args, cx).await,
         MagicCall::Audit(args) => audit::run(args, cx),

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{
-    About, Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
+    About, Action, ApiCall, Applied, AutomationSteps, PropertyCheck, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
     Precheck, Step, ToolSpec, check_fields, python_call, require_account_resource,
 };
 use crate::cloud::sandbox::controls::{Evaluation, FSBP, CIS_14, NIST, on_off, per_region};
@@ -104,6 +104,23 @@ pub struct EnableEbsEncryptionByDefault {}
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DisableEbsEncryptionByDefault {}
 
+fn ebs_steps(enabled: bool) -> AutomationSteps {
+    let api = if enabled {
+        "EnableEbsEncryptionByDefault"
+    } else {
+        "DisableEbsEncryptionByDefault"
+    };
+    AutomationSteps {
+        apply: vec![ApiCall::new("ec2", api, json!({}))],
+        verify: Some(PropertyCheck {
+            call: ApiCall::new("ec2", "GetEbsEncryptionByDefault", json!({})),
+            selector: "$.EbsEncryptionByDefault".to_string(),
+            desired: vec![enabled.to_string()],
+        }),
+        run_document: None,
+    }
+}
+
 async fn precheck(want: bool, cloud: &dyn Cloud, at: &Target) -> Result<Precheck, CloudError> {
     let live = cloud.ebs_encryption_by_default(at).await?;
     Ok(Precheck {
@@ -138,6 +155,10 @@ impl Step for EnableEbsEncryptionByDefault {
             "ec2:GetEbsEncryptionByDefault",
             "ec2:EnableEbsEncryptionByDefault",
         ]
+    }
+
+    fn automation(&self, _at: &Target) -> Option<AutomationSteps> {
+        Some(ebs_steps(true))
     }
 
     fn cli(&self, at: &Target) -> String {
@@ -184,6 +205,10 @@ impl Step for DisableEbsEncryptionByDefault {
             "ec2:GetEbsEncryptionByDefault",
             "ec2:DisableEbsEncryptionByDefault",
         ]
+    }
+
+    fn automation(&self, _at: &Target) -> Option<AutomationSteps> {
+        Some(ebs_steps(false))
     }
 
     fn cli(&self, at: &Target) -> String {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{
-    About, Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
+    About, Action, ApiCall, Applied, AutomationSteps, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
     Precheck, Step, ToolSpec, arn_in_scope, canonical_json, check_fields, malformed, plural,
     py_str, py_value, python_call, resources_text, shell_quote, str_field,
 };
@@ -453,6 +453,20 @@ impl Step for RevokeIngress {
         ]
     }
 
+    fn automation(&self, _at: &Target) -> Option<AutomationSteps> {
+        let ids: Vec<&str> = self.rules.iter().map(|r| r.rule_id.as_str()).collect();
+        Some(AutomationSteps {
+            apply: vec![ApiCall::new(
+                "ec2",
+                "RevokeSecurityGroupIngress",
+                json!({"GroupId": self.group_id, "SecurityGroupRuleIds": ids}),
+            )],
+            // "These rules are gone" is not a property one read can assert.
+            verify: None,
+            run_document: None,
+        })
+    }
+
     fn cli(&self, at: &Target) -> String {
         format!(
             "aws ec2 revoke-security-group-ingress --region {} --group-id {} --security-group-rule-ids {}",
@@ -577,6 +591,21 @@ impl Step for AuthorizeIngress {
             "ec2:DescribeNetworkInterfaces",
             "ec2:AuthorizeSecurityGroupIngress",
         ]
+    }
+
+    fn automation(&self, _at: &Target) -> Option<AutomationSteps> {
+        Some(AutomationSteps {
+            apply: vec![ApiCall::new(
+                "ec2",
+                "AuthorizeSecurityGroupIngress",
+                json!({
+                    "GroupId": self.group_id,
+                    "IpPermissions": self.rules.iter().map(ip_permission).collect::<Vec<_>>(),
+                }),
+            )],
+            verify: None,
+            run_document: None,
+        })
     }
 
     fn cli(&self, at: &Target) -> String {

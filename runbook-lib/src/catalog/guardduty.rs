@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{
-    About, Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
+    About, Action, ApiCall, Applied, AutomationSteps, PropertyCheck, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
     Precheck, Step, ToolSpec, check_fields, py_str, python_call, require_account_resource,
     shell_quote, to_json,
 };
@@ -267,6 +267,29 @@ impl Step for EnableGuardDuty {
         p
     }
 
+    fn automation(&self, _at: &Target) -> Option<AutomationSteps> {
+        Some(match &self.existing_detector {
+            None => AutomationSteps {
+                apply: vec![ApiCall::new("guardduty", "CreateDetector", json!({"Enable": true}))],
+                verify: None,
+                run_document: None,
+            },
+            Some(id) => AutomationSteps {
+                apply: vec![ApiCall::new(
+                    "guardduty",
+                    "UpdateDetector",
+                    json!({"DetectorId": id, "Enable": true}),
+                )],
+                verify: Some(PropertyCheck {
+                    call: ApiCall::new("guardduty", "GetDetector", json!({"DetectorId": id})),
+                    selector: "$.Status".to_string(),
+                    desired: vec!["ENABLED".to_string()],
+                }),
+                run_document: None,
+            },
+        })
+    }
+
     fn cli(&self, at: &Target) -> String {
         let r = shell_quote(&at.region);
         match &self.existing_detector {
@@ -387,6 +410,18 @@ impl Step for DisableGuardDuty {
         ]
     }
 
+    fn automation(&self, _at: &Target) -> Option<AutomationSteps> {
+        Some(AutomationSteps {
+            apply: vec![ApiCall::new(
+                "guardduty",
+                "UpdateDetector",
+                json!({"DetectorId": self.detector_id, "Enable": false}),
+            )],
+            verify: None,
+            run_document: None,
+        })
+    }
+
     fn cli(&self, at: &Target) -> String {
         format!(
             "aws guardduty update-detector --region {} --detector-id {} --no-enable",
@@ -459,6 +494,18 @@ impl Step for DeleteGuardDutyDetector {
             "guardduty:GetDetector",
             "guardduty:DeleteDetector",
         ]
+    }
+
+    fn automation(&self, _at: &Target) -> Option<AutomationSteps> {
+        Some(AutomationSteps {
+            apply: vec![ApiCall::new(
+                "guardduty",
+                "DeleteDetector",
+                json!({"DetectorId": self.detector_id}),
+            )],
+            verify: None,
+            run_document: None,
+        })
     }
 
     fn cli(&self, at: &Target) -> String {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{
-    About, Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
+    About, Action, ApiCall, Applied, AutomationSteps, PropertyCheck, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
     PolicyValues, Precheck, Step, ToolSpec, check_fields, py_value, python_call,
     require_account_resource, shell_quote, to_json,
 };
@@ -459,6 +459,34 @@ impl Step for SetPasswordPolicy {
         ]
     }
 
+    fn automation(&self, _at: &Target) -> Option<AutomationSteps> {
+        let p = &self.policy;
+        let mut inputs = json!({
+            "MinimumPasswordLength": p.minimum_password_length,
+            "RequireSymbols": p.require_symbols,
+            "RequireNumbers": p.require_numbers,
+            "RequireUppercaseCharacters": p.require_uppercase_characters,
+            "RequireLowercaseCharacters": p.require_lowercase_characters,
+            "AllowUsersToChangePassword": p.allow_users_to_change_password,
+            "HardExpiry": p.hard_expiry,
+        });
+        if let Some(age) = p.max_password_age {
+            inputs["MaxPasswordAge"] = json!(age);
+        }
+        if let Some(reuse) = p.password_reuse_prevention {
+            inputs["PasswordReusePrevention"] = json!(reuse);
+        }
+        Some(AutomationSteps {
+            apply: vec![ApiCall::new("iam", "UpdateAccountPasswordPolicy", inputs)],
+            verify: Some(PropertyCheck {
+                call: ApiCall::new("iam", "GetAccountPasswordPolicy", json!({})),
+                selector: "$.PasswordPolicy.MinimumPasswordLength".to_string(),
+                desired: vec![p.minimum_password_length.to_string()],
+            }),
+            run_document: None,
+        })
+    }
+
     fn cli(&self, at: &Target) -> String {
         let policy = &self.policy;
         let flag = |on: bool, name: &str| {
@@ -572,6 +600,14 @@ impl Step for DeletePasswordPolicy {
             "iam:GetAccountPasswordPolicy",
             "iam:DeleteAccountPasswordPolicy",
         ]
+    }
+
+    fn automation(&self, _at: &Target) -> Option<AutomationSteps> {
+        Some(AutomationSteps {
+            apply: vec![ApiCall::new("iam", "DeleteAccountPasswordPolicy", json!({}))],
+            verify: None,
+            run_document: None,
+        })
     }
 
     fn cli(&self, at: &Target) -> String {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{
-    About, Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
+    About, Action, ApiCall, Applied, AutomationSteps, PropertyCheck, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
     Precheck, Step, ToolSpec, arn_in_scope, check_fields, py_str, python_call, resources_text,
     shell_quote, str_field,
 };
@@ -209,6 +209,10 @@ impl Step for EnableKmsKeyRotation {
         ]
     }
 
+    fn automation(&self, _at: &Target) -> Option<AutomationSteps> {
+        Some(rotation_steps(&self.key_id, true))
+    }
+
     fn cli(&self, at: &Target) -> String {
         format!(
             "aws kms enable-key-rotation --region {} --key-id {}",
@@ -273,6 +277,10 @@ impl Step for DisableKmsKeyRotation {
         ]
     }
 
+    fn automation(&self, _at: &Target) -> Option<AutomationSteps> {
+        Some(rotation_steps(&self.key_id, false))
+    }
+
     fn cli(&self, at: &Target) -> String {
         format!(
             "aws kms disable-key-rotation --region {} --key-id {}",
@@ -291,6 +299,19 @@ impl Step for DisableKmsKeyRotation {
             Lang::En => format!("Turn off automatic rotation of KMS key {key_id}"),
             Lang::Ja => format!("KMS キー {key_id} の自動ローテーションを無効にします。"),
         }
+    }
+}
+
+fn rotation_steps(key_id: &str, enabled: bool) -> AutomationSteps {
+    let api = if enabled { "EnableKeyRotation" } else { "DisableKeyRotation" };
+    AutomationSteps {
+        apply: vec![ApiCall::new("kms", api, json!({"KeyId": key_id}))],
+        verify: Some(PropertyCheck {
+            call: ApiCall::new("kms", "GetKeyRotationStatus", json!({"KeyId": key_id})),
+            selector: "$.KeyRotationEnabled".to_string(),
+            desired: vec![enabled.to_string()],
+        }),
+        run_document: None,
     }
 }
 

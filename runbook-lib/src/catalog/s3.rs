@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{
-    About, Action, Applied, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
+    About, Action, ApiCall, Applied, AutomationSteps, PropertyCheck, CatalogError, Family, FamilyPlan, PlanRejection, PlanRequest, PolicyCitation,
     Precheck, Step, ToolSpec, check_fields, py_str, py_value, python_call,
     require_account_resource, shell_quote, to_json,
 };
@@ -143,6 +143,34 @@ fn pab_or_default(p: Option<PublicAccessBlock>) -> PublicAccessBlock {
     p.unwrap_or_default()
 }
 
+fn pab_steps(at: &Target, block: &PublicAccessBlock) -> AutomationSteps {
+    AutomationSteps {
+        apply: vec![ApiCall::new(
+            "s3control",
+            "PutPublicAccessBlock",
+            json!({
+                "AccountId": at.account.as_str(),
+                "PublicAccessBlockConfiguration": {
+                    "BlockPublicAcls": block.block_public_acls,
+                    "IgnorePublicAcls": block.ignore_public_acls,
+                    "BlockPublicPolicy": block.block_public_policy,
+                    "RestrictPublicBuckets": block.restrict_public_buckets,
+                },
+            }),
+        )],
+        verify: Some(PropertyCheck {
+            call: ApiCall::new(
+                "s3control",
+                "GetPublicAccessBlock",
+                json!({"AccountId": at.account.as_str()}),
+            ),
+            selector: "$.PublicAccessBlockConfiguration.BlockPublicPolicy".to_string(),
+            desired: vec![block.block_public_policy.to_string()],
+        }),
+        run_document: None,
+    }
+}
+
 // DeletePublicAccessBlock on the account is authorised by s3:PutAccountPublicAccessBlock.
 const PERMISSIONS: [&str; 2] = [
     "s3:GetAccountPublicAccessBlock",
@@ -211,6 +239,10 @@ impl Step for BlockS3PublicAccess {
 
     fn permissions(&self) -> Vec<&'static str> {
         PERMISSIONS.to_vec()
+    }
+
+    fn automation(&self, at: &Target) -> Option<AutomationSteps> {
+        Some(pab_steps(at, &self.block))
     }
 
     fn cli(&self, at: &Target) -> String {
@@ -294,6 +326,18 @@ impl Step for DeleteS3PublicAccessBlock {
 
     fn permissions(&self) -> Vec<&'static str> {
         PERMISSIONS.to_vec()
+    }
+
+    fn automation(&self, at: &Target) -> Option<AutomationSteps> {
+        Some(AutomationSteps {
+            apply: vec![ApiCall::new(
+                "s3control",
+                "DeletePublicAccessBlock",
+                json!({"AccountId": at.account.as_str()}),
+            )],
+            verify: None,
+            run_document: None,
+        })
     }
 
     fn cli(&self, at: &Target) -> String {
