@@ -293,3 +293,108 @@ def test_export_refuses_what_it_cannot_write(kernel_factory, world):
     assert "not a plan of this session" in failure(res, "UsageError")
     res = kernel.execute("%export plan-00000000 --format yaml")
     assert "ssm" in failure(res, "UsageError")
+
+
+def as_account(world: World, account: str, service: str, region: str) -> Any:
+    """boto3 acting in `account` (moto's AssumeRole switches account)."""
+    creds = moto_client(world.moto, "sts").assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/{MEMBER_ROLE}", RoleSessionName="check"
+    )["Credentials"]
+    return boto3.client(
+        service, endpoint_url=world.moto.url, region_name=region,
+        aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )  # fmt: skip
+
+
+def ec2_7_finding(world: World, i: int, account: str, region: str) -> dict:
+    finding = make_finding(i, account=account, region=region, control_id="EC2.7", severity="MEDIUM")
+    world.hub.add_findings([finding])
+    return finding
+
+
+ROLLOUT_ACCOUNTS = ["210987654321", "321098765432"]
+ROLLOUT_REGIONS = ["us-east-1", "eu-west-1"]
+
+
+def test_a_rollout_runs_the_plan_in_every_account_and_region_through_target_locations(kernel_factory, world):
+    own = ec2_7_finding(world, 86, world.account, world.region)
+    targets = [(a, r) for a in ROLLOUT_ACCOUNTS for r in ROLLOUT_REGIONS]
+    fleet = {t: ec2_7_finding(world, 87 + i, *t) for i, t in enumerate(targets)}
+    kernel = kernel_factory(**world.env())
+    plan = plan_for(kernel, own, "EC2.7")
+    assert [a["action"] for a in plan["actions"]] == ["enable_ebs_encryption_by_default"]
+
+    before = len(started(world.ssm))
+    res = kernel.ok(
+        f"%rollout {plan['id']} --accounts {','.join(ROLLOUT_ACCOUNTS)} --regions {','.join(ROLLOUT_REGIONS)} "
+        "--max-concurrency 2 --max-errors 0 --yes"
+    )
+    data = last_bundle(res)[RUNBOOK_MIME]
+    rows = {(r["account"], r["region"]): r["status"] for r in data["rollout"]["rows"]}
+    assert rows == {t: "Success" for t in targets}, data
+    # One StartAutomationExecution, with AWS's own fleet parameters.
+    (body,) = started(world.ssm)[before:]
+    assert body["DocumentName"] == f"Runbook-{plan['id']}-rollout"
+    (location,) = body["TargetLocations"]
+    assert location["Accounts"] == ROLLOUT_ACCOUNTS and location["Regions"] == ROLLOUT_REGIONS
+    assert location["TargetLocationMaxConcurrency"] == "2" and location["TargetLocationMaxErrors"] == "0"
+    assert location["ExecutionRoleName"] == MEMBER_ROLE
+    assert body["Parameters"]["AutomationAssumeRole"] == [f"arn:aws:iam::{{{{global:ACCOUNT_ID}}}}:role/{MEMBER_ROLE}"]
+    # The change really happened in each target, and not in the plan's own account.
+    for account, region in targets:
+        assert as_account(world, account, "ec2", region).get_ebs_encryption_by_default()["EbsEncryptionByDefault"]
+    assert not moto_client(world.moto, "ec2").get_ebs_encryption_by_default()["EbsEncryptionByDefault"]
+    # Findings resolved where the target succeeded; the plan's own stays open.
+    for t, finding in fleet.items():
+        assert world.hub.finding(finding["Id"])["Workflow"]["Status"] == "RESOLVED", t
+    assert world.hub.finding(own["Id"])["Workflow"]["Status"] == "NEW"
+    # One audit record per target, in that target's account and region.
+    records = [r for r in audit_records(audit_path(kernel)) if r["plan_id"] == plan["id"]]
+    per_target = {(r["account"], r["region"]) for r in records if r.get("outcome") == "rollout_success"}
+    assert per_target == set(targets)
+
+
+def test_a_rollout_refuses_plans_of_one_resource_and_bad_targets(kernel_factory, world):
+    instance = world.instance()
+    finding = world.ec2_8_finding(95, instance)
+    kernel = kernel_factory(**world.env())
+    plan = plan_for(kernel, finding, "EC2.8")
+    res = kernel.execute(f"%rollout {plan['id']} --accounts {ROLLOUT_ACCOUNTS[0]} --regions us-east-1 --yes")
+    assert "cannot be rolled out" in failure(res, "UsageError")
+    own = ec2_7_finding(world, 96, world.account, "us-west-2")
+    plan = plan_for(kernel, own, "EC2.7")
+    for args, words in [
+        ("--accounts 12345 --regions us-east-1", "neither a 12-digit"),
+        (f"--accounts {ROLLOUT_ACCOUNTS[0]} --regions mars-1", "not a region"),
+        (f"--accounts {ROLLOUT_ACCOUNTS[0]} --regions us-east-1 --max-concurrency 0", "out of range"),
+        (f"--accounts {ROLLOUT_ACCOUNTS[0]} --regions us-east-1 --max-errors lots", "not a number"),
+    ]:
+        res = kernel.execute(f"%rollout {plan['id']} {args} --yes")
+        assert words in failure(res, "UsageError"), args
+
+
+def test_the_sandbox_rolls_a_plan_out_across_its_organisation(kernel):
+    """In the sandbox the same magic runs the rollout document in each sandbox
+    account and region; the account without the member role fails its row."""
+    rows = rows_of(kernel.ok("%findings --all --control EC2.7"))
+    first = next(r for r in rows if r["account"] == "222222222222")
+    plan = last_bundle(kernel.ok(f"%remediate {first['number']}"))[RUNBOOK_MIME]["plan"]
+    open_before = {(r["account"], r["region"]) for r in rows if r["workflow"] == "NEW"}
+    res = kernel.execute(
+        f"%rollout {plan['id']} --accounts 222222222222,333333333333,444444444444 "
+        "--regions us-east-1,ap-northeast-1 --max-errors 2 --yes"
+    )
+    message = failure(res, "ExecutionFailed")
+    assert "3 of 6 target(s) did not succeed" in message, message
+    rollout = last_bundle(res)[RUNBOOK_MIME]["rollout"]
+    outcome = {(r["account"], r["region"]): (r["status"], r.get("failure") or "") for r in rollout["rows"]}
+    assert outcome[("222222222222", "us-east-1")][0] == outcome[("222222222222", "ap-northeast-1")][0] == "Success"
+    assert outcome[("333333333333", "us-east-1")][0] == "Success"
+    # The data account has not enabled ap-northeast-1; the legacy one has no member role.
+    assert "not enabled" in outcome[("333333333333", "ap-northeast-1")][1], outcome
+    assert all("SecurityRunbookMember" in outcome[("444444444444", r)][1] for r in ("us-east-1", "ap-northeast-1")), outcome
+    after = {(r["account"], r["region"]): r["workflow"] for r in rows_of(kernel.ok("%findings --all --control EC2.7"))}
+    for target in open_before:
+        if target[0] in ("222222222222", "333333333333"):
+            assert after.get(target, "RESOLVED") == "RESOLVED", target

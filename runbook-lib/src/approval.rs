@@ -191,6 +191,11 @@ impl Approved<'_> {
         execute::rollback(self.plan, undo, cloud, &mut journal, progress).await
     }
 
+    /// Writes one more record of this approved plan (a rollout's per-target result).
+    pub fn record(&mut self, record: AuditRecord) -> Result<(), AuditError> {
+        self.log.append(record)
+    }
+
     /// The journal, for other runs of an approved plan (such as recovery).
     pub fn journal(&mut self) -> AuditJournal<'_> {
         AuditJournal::new(&mut self.log, self.plan)

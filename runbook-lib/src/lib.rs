@@ -15,6 +15,7 @@ pub mod plan;
 pub mod planner;
 pub mod recover;
 pub mod resources;
+pub mod rollout;
 pub mod settings;
 pub mod severity;
 

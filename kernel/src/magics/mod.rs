@@ -17,6 +17,7 @@ mod kb;
 mod recover;
 mod remediate;
 mod rollback;
+mod rollout;
 mod set;
 mod sleep;
 mod summarize;
@@ -152,6 +153,12 @@ pub static MAGICS: &[MagicInfo] = &[
         args: rollback::RollbackArgs::command,
     },
     MagicInfo {
+        name: "rollout",
+        aliases: &[],
+        cell: false,
+        args: rollout::RolloutArgs::command,
+    },
+    MagicInfo {
         name: "recover",
         aliases: &[],
         cell: false,
@@ -207,6 +214,7 @@ pub enum MagicCall {
     Kb(kb::KbArgs),
     Export(export::ExportArgs),
     Rollback(rollback::RollbackArgs),
+    Rollout(rollout::RolloutArgs),
     Recover(recover::RecoverArgs),
     Audit(audit::AuditArgs),
     Config(config::ConfigArgs, Option<String>),
@@ -520,6 +528,7 @@ pub fn parse_call(inv: &Invocation) -> Result<Parsed, MagicError> {
         "kb" => parsed!(MagicCall::Kb),
         "export" => parsed!(MagicCall::Export),
         "rollback" => parsed!(MagicCall::Rollback),
+        "rollout" => parsed!(MagicCall::Rollout),
         "recover" => parsed!(MagicCall::Recover),
         "audit" => parsed!(MagicCall::Audit),
         "config" => parsed!(|a| MagicCall::Config(a, inv.body.clone())),
@@ -548,6 +557,7 @@ async fn run_call(call: MagicCall, cx: &mut Context<'_>) -> Result<(), MagicErro
         MagicCall::Kb(args) => kb::run(args, cx).await,
         MagicCall::Export(args) => export::run(args, cx),
         MagicCall::Rollback(args) => rollback::run(args, cx).await,
+        MagicCall::Rollout(args) => rollout::run(args, cx).await,
         MagicCall::Recover(args) => recover::run(args, cx).await,
         MagicCall::Audit(args) => audit::run(args, cx),
         MagicCall::Config(args, body) => config::run(args, body.as_deref(), cx),

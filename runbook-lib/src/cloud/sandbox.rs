@@ -66,6 +66,8 @@ struct Inner {
     workflow: BTreeMap<String, WorkflowRecord>,
     /// SSM Automation runs, by execution id.
     automations: BTreeMap<String, crate::cloud::ssm::AutomationRun>,
+    /// Automation documents created (CreateDocument), by name.
+    documents: BTreeMap<String, String>,
 }
 
 impl Inner {
@@ -169,6 +171,7 @@ impl Sandbox {
             known: BTreeMap::new(),
             workflow: BTreeMap::new(),
             automations: BTreeMap::new(),
+            documents: BTreeMap::new(),
         };
         let evals = inner.refresh();
         // Spread first-seen and last-updated times over past weeks, stably per finding.
@@ -292,6 +295,41 @@ impl Sandbox {
 
     pub(crate) fn automation_run(&self, id: &str) -> Option<crate::cloud::ssm::AutomationRun> {
         self.lock().automations.get(id).cloned()
+    }
+
+    /// Records a finished run made outside [`Sandbox::run_automation`] (a rollout).
+    pub(crate) fn record_automation(&self, run: crate::cloud::ssm::AutomationRun) -> String {
+        let mut inner = self.lock();
+        let id = format!("sandbox-{:08x}", inner.automations.len() + 1);
+        inner.automations.insert(
+            id.clone(),
+            crate::cloud::ssm::AutomationRun {
+                execution_id: id.clone(),
+                ..run
+            },
+        );
+        id
+    }
+
+    /// CreateDocument: Ok(false) when the same document is already there.
+    pub(crate) fn store_document(&self, name: &str, content: &str) -> Result<bool, CloudError> {
+        let mut inner = self.lock();
+        match inner.documents.get(name) {
+            Some(existing) if existing == content => Ok(false),
+            Some(_) => Err(CloudError::InvalidInput(format!(
+                "a different Automation document named {name} already exists"
+            ))),
+            None => {
+                inner
+                    .documents
+                    .insert(name.to_string(), content.to_string());
+                Ok(true)
+            }
+        }
+    }
+
+    pub(crate) fn document(&self, name: &str) -> Option<String> {
+        self.lock().documents.get(name).cloned()
     }
 
     /// The stored workflow update of a finding, if any.

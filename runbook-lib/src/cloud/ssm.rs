@@ -148,7 +148,27 @@ pub trait Ssm: Send + Sync {
 
     /// SSM StopAutomationExecution (Cancel).
     async fn stop_automation(&self, at: &Target, execution_id: &str) -> Result<(), CloudError>;
+
+    /// SSM CreateDocument (Automation, YAML) in `at`; Ok(false) when a document of
+    /// that name with the same content is already there.
+    async fn create_automation_document(
+        &self,
+        at: &Target,
+        name: &str,
+        content: &str,
+    ) -> Result<bool, CloudError>;
+
+    /// SSM ModifyDocumentPermission: lets these accounts run the document.
+    async fn share_document(
+        &self,
+        at: &Target,
+        name: &str,
+        accounts: &[String],
+    ) -> Result<(), CloudError>;
 }
+
+/// Most accounts one ModifyDocumentPermission call adds.
+const SHARE_BATCH: usize = 20;
 
 #[async_trait]
 impl Ssm for AwsCloud {
@@ -244,6 +264,64 @@ impl Ssm for AwsCloud {
         })
     }
 
+    async fn create_automation_document(
+        &self,
+        at: &Target,
+        name: &str,
+        content: &str,
+    ) -> Result<bool, CloudError> {
+        use aws_sdk_ssm::types::{DocumentFormat, DocumentType};
+        let ssm = self.clients(at).await?.ssm;
+        let created = ssm
+            .create_document()
+            .name(name)
+            .content(content)
+            .document_type(DocumentType::Automation)
+            .document_format(DocumentFormat::Yaml)
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(true),
+            Err(e) if is_code(&e, &["DocumentAlreadyExists"]) => {
+                let existing = ssm
+                    .get_document()
+                    .name(name)
+                    .document_format(DocumentFormat::Yaml)
+                    .send()
+                    .await
+                    .map_err(|e| fail("ssm:GetDocument", "Systems Manager", at, e))?;
+                if existing.content().map(str::trim) == Some(content.trim()) {
+                    Ok(false)
+                } else {
+                    Err(CloudError::InvalidInput(format!(
+                        "a different Automation document named {name} already exists in {at}; delete it (aws ssm delete-document --name {name}) or make a new plan"
+                    )))
+                }
+            }
+            Err(e) => Err(fail("ssm:CreateDocument", "Systems Manager", at, e)),
+        }
+    }
+
+    async fn share_document(
+        &self,
+        at: &Target,
+        name: &str,
+        accounts: &[String],
+    ) -> Result<(), CloudError> {
+        use aws_sdk_ssm::types::DocumentPermissionType;
+        let ssm = self.clients(at).await?.ssm;
+        for batch in accounts.chunks(SHARE_BATCH) {
+            ssm.modify_document_permission()
+                .name(name)
+                .permission_type(DocumentPermissionType::Share)
+                .set_account_ids_to_add(Some(batch.to_vec()))
+                .send()
+                .await
+                .map_err(|e| fail("ssm:ModifyDocumentPermission", "Systems Manager", at, e))?;
+        }
+        Ok(())
+    }
+
     async fn stop_automation(&self, at: &Target, execution_id: &str) -> Result<(), CloudError> {
         let ssm = self.clients(at).await?.ssm;
         ssm.stop_automation_execution()
@@ -258,12 +336,37 @@ impl Ssm for AwsCloud {
 
 #[async_trait]
 impl Ssm for Sandbox {
+    async fn create_automation_document(
+        &self,
+        _at: &Target,
+        name: &str,
+        content: &str,
+    ) -> Result<bool, CloudError> {
+        self.store_document(name, content)
+    }
+
+    async fn share_document(
+        &self,
+        _at: &Target,
+        name: &str,
+        _accounts: &[String],
+    ) -> Result<(), CloudError> {
+        // One sandbox organisation reads every document; sharing only needs it to exist.
+        self.document(name).map(|_| ()).ok_or_else(|| {
+            CloudError::NotFound(format!("InvalidDocument: no document named {name}"))
+        })
+    }
+
     async fn start_automation(
         &self,
         at: &Target,
         start: &AutomationStart,
     ) -> Result<String, CloudError> {
-        self.run_automation(at, start)
+        if start.target_locations.is_empty() {
+            self.run_automation(at, start)
+        } else {
+            super::sandbox::automation::roll_out(self, at, start).await
+        }
     }
 
     async fn automation(

@@ -3,7 +3,7 @@
 //! resources' configuration items, and Config rules answered from the sandbox's
 //! own control evaluations.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::controls::{self, fnv1a};
 use super::ops::{account, region, region_mut};
@@ -218,4 +218,207 @@ pub(crate) fn compliance(
             }
             .to_string()
         })
+}
+
+/// A rollout (`TargetLocations`) of a document created in the sandbox: its API
+/// steps run in each account and region in turn, as SSM would run them there,
+/// through the sandbox's own service operations. Only the account-wide calls a
+/// rollout document can hold are simulated.
+pub(crate) async fn roll_out(
+    sandbox: &super::Sandbox,
+    _at: &Target,
+    start: &AutomationStart,
+) -> Result<String, CloudError> {
+    let content = sandbox.document(&start.document).ok_or_else(|| {
+        CloudError::NotFound(format!(
+            "InvalidDocument: the sandbox has no document named {}",
+            start.document
+        ))
+    })?;
+    let document: Value = serde_yaml_ng::from_str(&content)
+        .map_err(|e| CloudError::InvalidInput(format!("the document is not YAML: {e}")))?;
+    let main = document
+        .get("mainSteps")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut steps = Vec::new();
+    for location in &start.target_locations {
+        let total = location.accounts.len() * location.regions.len();
+        let max_errors = threshold(&location.max_errors, total);
+        let mut failures = 0;
+        for account in &location.accounts {
+            for region in &location.regions {
+                let name = format!("{account}-{region}");
+                let target_of = account.parse().ok().map(|account| Target {
+                    account,
+                    region: region.clone(),
+                });
+                let failure = if failures > max_errors {
+                    Some("Cancelled: the rollout's error threshold was passed".to_string())
+                } else {
+                    match &target_of {
+                        Some(t) => run_steps(sandbox, t, &main).await.err(),
+                        None => Some(format!("{account} is not an account id")),
+                    }
+                };
+                let status = match &failure {
+                    None => "Success",
+                    Some(f) if f.starts_with("Cancelled") => "Cancelled",
+                    Some(_) => "Failed",
+                };
+                if status == "Failed" {
+                    failures += 1;
+                }
+                steps.push(AutomationStep {
+                    name,
+                    action: "aws:executeAutomation".to_string(),
+                    status: status.to_string(),
+                    failure,
+                    target: target_of,
+                    child_execution: None,
+                });
+            }
+        }
+    }
+    let all_ok = steps.iter().all(|s| s.status == "Success");
+    Ok(sandbox.record_automation(AutomationRun {
+        execution_id: String::new(),
+        document: start.document.clone(),
+        status: if all_ok { "Success" } else { "Failed" }.to_string(),
+        failure: None,
+        steps,
+    }))
+}
+
+/// `N` or `N%` of `total`, as SSM reads MaxErrors.
+fn threshold(value: &str, total: usize) -> usize {
+    match value.strip_suffix('%') {
+        Some(p) => (p.parse::<usize>().unwrap_or(0) * total).div_ceil(100),
+        None => value.parse().unwrap_or(0),
+    }
+}
+
+/// Runs a document's steps in one target; the first failure stops it.
+async fn run_steps(sandbox: &super::Sandbox, at: &Target, main: &[Value]) -> Result<(), String> {
+    use crate::cloud::{Ec2, Iam, S3Control};
+    for step in main {
+        let name = step.get("name").and_then(Value::as_str).unwrap_or("step");
+        let inputs = step.get("inputs").cloned().unwrap_or(Value::Null);
+        let service = inputs
+            .get("Service")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let api = inputs
+            .get("Api")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let flag = |key: &str| {
+            inputs
+                .pointer(key)
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        };
+        let failed = |e: CloudError| format!("step {name}: {e}");
+        match (step.get("action").and_then(Value::as_str), service, api) {
+            (Some("aws:executeAwsApi"), "ec2", "EnableEbsEncryptionByDefault") => sandbox
+                .set_ebs_encryption_by_default(at, true)
+                .await
+                .map_err(failed)?,
+            (Some("aws:executeAwsApi"), "s3control", "PutPublicAccessBlock") => {
+                let block = crate::resources::PublicAccessBlock {
+                    block_public_acls: flag("/PublicAccessBlockConfiguration/BlockPublicAcls"),
+                    ignore_public_acls: flag("/PublicAccessBlockConfiguration/IgnorePublicAcls"),
+                    block_public_policy: flag("/PublicAccessBlockConfiguration/BlockPublicPolicy"),
+                    restrict_public_buckets: flag(
+                        "/PublicAccessBlockConfiguration/RestrictPublicBuckets",
+                    ),
+                };
+                sandbox
+                    .set_public_access_block(at, &block)
+                    .await
+                    .map_err(failed)?
+            }
+            (Some("aws:executeAwsApi"), "iam", "UpdateAccountPasswordPolicy") => {
+                let number = |key: &str| inputs.get(key).and_then(Value::as_u64);
+                let policy = crate::resources::PasswordPolicy {
+                    minimum_password_length: number("MinimumPasswordLength")
+                        .and_then(|n| u8::try_from(n).ok())
+                        .unwrap_or(6),
+                    require_symbols: flag("/RequireSymbols"),
+                    require_numbers: flag("/RequireNumbers"),
+                    require_uppercase_characters: flag("/RequireUppercaseCharacters"),
+                    require_lowercase_characters: flag("/RequireLowercaseCharacters"),
+                    allow_users_to_change_password: flag("/AllowUsersToChangePassword"),
+                    max_password_age: number("MaxPasswordAge").and_then(|n| u16::try_from(n).ok()),
+                    password_reuse_prevention: number("PasswordReusePrevention")
+                        .and_then(|n| u8::try_from(n).ok()),
+                    hard_expiry: flag("/HardExpiry"),
+                };
+                sandbox
+                    .set_password_policy(at, &policy)
+                    .await
+                    .map_err(failed)?
+            }
+            (Some("aws:assertAwsResourceProperty"), _, _) => {
+                let live = match (service, api) {
+                    ("ec2", "GetEbsEncryptionByDefault") => json!({
+                        "EbsEncryptionByDefault": sandbox.ebs_encryption_by_default(at).await.map_err(failed)?
+                    }),
+                    ("s3control", "GetPublicAccessBlock") => {
+                        let b = sandbox
+                            .public_access_block(at)
+                            .await
+                            .map_err(failed)?
+                            .unwrap_or_default();
+                        json!({"PublicAccessBlockConfiguration": {
+                            "BlockPublicAcls": b.block_public_acls, "IgnorePublicAcls": b.ignore_public_acls,
+                            "BlockPublicPolicy": b.block_public_policy, "RestrictPublicBuckets": b.restrict_public_buckets}})
+                    }
+                    ("iam", "GetAccountPasswordPolicy") => {
+                        let p = sandbox.password_policy(at).await.map_err(failed)?;
+                        json!({"PasswordPolicy": {"MinimumPasswordLength": p.map(|p| p.minimum_password_length)}})
+                    }
+                    _ => {
+                        return Err(format!(
+                            "step {name}: the sandbox does not simulate {service}:{api}"
+                        ));
+                    }
+                };
+                let selector = inputs
+                    .get("PropertySelector")
+                    .and_then(Value::as_str)
+                    .unwrap_or("$");
+                let pointer = selector.trim_start_matches('$').replace('.', "/");
+                let value = match live.pointer(&pointer) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                    None => String::new(),
+                };
+                let desired: Vec<String> = inputs
+                    .get("DesiredValues")
+                    .and_then(Value::as_array)
+                    .map(|d| {
+                        d.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if !desired.iter().any(|d| d.eq_ignore_ascii_case(&value)) {
+                    return Err(format!(
+                        "step {name}: {selector} is {value}, not one of {}",
+                        desired.join(", ")
+                    ));
+                }
+            }
+            (action, _, _) => {
+                return Err(format!(
+                    "step {name}: the sandbox does not simulate {} {service}:{api}",
+                    action.unwrap_or("(no action)")
+                ));
+            }
+        }
+    }
+    Ok(())
 }
