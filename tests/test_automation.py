@@ -290,7 +290,7 @@ def test_an_exported_plan_runs_as_an_automation_runbook_and_does_what_the_plan_d
 def test_export_refuses_what_it_cannot_write(kernel_factory, world):
     kernel = kernel_factory(**world.env())
     res = kernel.execute("%export plan-00000000 --format ssm")
-    assert "not a plan of this session" in failure(res, "UsageError")
+    assert "no plans in this session" in failure(res, "UsageError")
     res = kernel.execute("%export plan-00000000 --format yaml")
     assert "ssm" in failure(res, "UsageError")
 

@@ -27,7 +27,9 @@ import pytest
 from aws_seed import SeededAccount, aws_kernel_env, ingress_rules, moto_client, seed_account
 from conftest import audit_records, find_kernelspec, kernel_env
 from servers import bedrock as br
+from servers.config_service import ConfigServer
 from servers.moto import MotoServer
+from servers.ssm_automation import SsmAutomationServer
 from servers import securityhub_v2 as v2_api
 from servers.securityhub import SecurityHubServer, make_finding
 from notebook_runs import (
@@ -346,6 +348,43 @@ def check_06(world: World, nb: Any) -> None:
     assert listings(nb).__next__()["shown"][0]["account"] == MEMBER
 
 
+# The accounts 07-fleet.ipynb plans in (the first) and rolls out to (both).
+FLEET = ["222222222222", "333333333333"]
+
+
+def as_member(world: World, account: str, service: str) -> Any:
+    import boto3
+
+    creds = moto_client(world.moto, "sts").assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/SecurityRunbookMember", RoleSessionName="seed"
+    )["Credentials"]
+    return boto3.client(
+        service, endpoint_url=world.moto.url, region_name=world.moto.region,
+        aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )  # fmt: skip
+
+
+def seed_07(world: World) -> None:
+    """EBS encryption by default off (moto's default) in two members, with their EC2.7 findings."""
+    world.hub.add_findings([
+        make_finding(70 + i, account=account, region=world.moto.region, control_id="EC2.7", severity="MEDIUM")
+        for i, account in enumerate(FLEET)
+    ])  # fmt: skip
+
+
+def check_07(world: World, nb: Any) -> None:
+    (rollout,) = cells_of(nb, "rollout")
+    rows = last_result(rollout)["rollout"]["rows"]
+    assert {(r["account"], r["status"]) for r in rows} == {(a, "Success") for a in FLEET}, rows
+    for account in FLEET:
+        assert as_member(world, account, "ec2").get_ebs_encryption_by_default()["EbsEncryptionByDefault"], account
+    (export,) = cells_of(nb, "export")
+    assert "schemaVersion: '0.3'" in last_result(export)["document"]
+    resolved = [f for f in world.hub.findings if f.get("AwsAccountId") in FLEET and f["Workflow"]["Status"] == "RESOLVED"]
+    assert len(resolved) == len(FLEET), [f["Workflow"] for f in world.hub.findings if f.get("AwsAccountId") in FLEET]
+
+
 AWS_RUNS: dict[str, AwsRun] = {
     "00-start-here.ipynb": AwsRun(check=check_00),
     "01-summarize-and-remediate.ipynb": AwsRun(model=True, script=script_01, check=check_01),
@@ -354,6 +393,7 @@ AWS_RUNS: dict[str, AwsRun] = {
     # 04-knowledge-base: runs with the catalog and the common checks until it has an entry.
     "05-japanese.ipynb": AwsRun(model=True, script=script_05, check=check_05),
     "06-organisation.ipynb": AwsRun(seed=seed_06, check=check_06),
+    "07-fleet.ipynb": AwsRun(seed=seed_07, check=check_07),
 }
 
 
@@ -378,7 +418,12 @@ def test_notebook_runs_on_the_aws_path(path, findings_api, tmp_path, moto):
     spec = AWS_RUNS.get(path.name, AwsRun())
     moto.reset()
     v2 = findings_api == "v2"
-    with SecurityHubServer(rate=None, v2_enabled=v2) as hub, br.BedrockServer(chunk_delay=0.002) as bedrock:
+    with (
+        SecurityHubServer(rate=None, v2_enabled=v2) as hub,
+        br.BedrockServer(chunk_delay=0.002) as bedrock,
+        SsmAutomationServer(moto.url) as ssm,
+        ConfigServer(moto.url) as config,
+    ):
         workdir = copy_notebooks(tmp_path)
         world = World(moto, hub, bedrock, seed_account(moto, hub), workdir, tmp_path / "audit.jsonl", v2=v2)
         if spec.seed:
@@ -387,7 +432,15 @@ def test_notebook_runs_on_the_aws_path(path, findings_api, tmp_path, moto):
             bedrock.enqueue(*spec.script(world))
         # Without a model the Bedrock server still takes the endpoints: an unscripted
         # call fails loudly there instead of going anywhere else.
-        env = kernel_env(tmp_path, **{**aws_kernel_env(moto, hub, bedrock), **spec.env})
+        env = kernel_env(
+            tmp_path,
+            **{
+                **aws_kernel_env(moto, hub, bedrock),
+                "AWS_ENDPOINT_URL_SSM": ssm.url,
+                "AWS_ENDPOINT_URL_CONFIG_SERVICE": config.url,
+                **spec.env,
+            },
+        )
         # auto: v2 because DescribeSecurityHubV2 answers, CSPM because it does not.
         env["RUNBOOK_FINDINGS_API"] = "auto"
         if not spec.model:

@@ -520,3 +520,36 @@ pub async fn approve_and_roll_back(
     );
     Ok(Executed::Ran(report))
 }
+
+/// The stored plan a `PLAN_ID` or `last` names.
+pub fn stored_plan(
+    session: &crate::session::Session,
+    wanted: &str,
+) -> Result<crate::session::StoredPlan, MagicError> {
+    let known = || {
+        if session.plans.is_empty() {
+            "there are no plans in this session yet: run %remediate first".to_string()
+        } else {
+            format!(
+                "plans in this session: {}",
+                session.plans.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        }
+    };
+    let id = if wanted == "last" {
+        session
+            .last_plan
+            .clone()
+            .ok_or_else(|| MagicError::usage(known()))?
+    } else {
+        let parsed: runbook::plan::PlanId = wanted
+            .parse()
+            .map_err(|e| MagicError::usage(format!("{e}; or `last` for the most recent plan")))?;
+        parsed.to_string()
+    };
+    session
+        .plans
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| MagicError::usage(format!("unknown plan {id}; {}", known())))
+}

@@ -9,7 +9,7 @@ use runbook::plan::{PlanId, RemediationPlan};
 use runbook::finding::FindingRef;
 use serde_json::Value;
 
-use crate::context::{Context, ErrorKind, MagicError, Session, StoredPlan};
+use crate::context::{Context, ErrorKind, MagicError, StoredPlan};
 use crate::render::RUNBOOK_MIME;
 use crate::render::approval as render;
 use crate::workflow::{self, audit_error};
@@ -111,36 +111,6 @@ async fn plan_from_notebook(
     })
 }
 
-/// The stored plan a `PLAN_ID` or `last` names.
-pub fn stored_plan(session: &Session, wanted: &str) -> Result<StoredPlan, MagicError> {
-    let known = || {
-        if session.plans.is_empty() {
-            "there are no plans in this session yet: run %remediate first".to_string()
-        } else {
-            format!(
-                "plans in this session: {}",
-                session.plans.keys().cloned().collect::<Vec<_>>().join(", ")
-            )
-        }
-    };
-    let id = if wanted == "last" {
-        session
-            .last_plan
-            .clone()
-            .ok_or_else(|| MagicError::usage(known()))?
-    } else {
-        let parsed: PlanId = wanted
-            .parse()
-            .map_err(|e| MagicError::usage(format!("{e}; or `last` for the most recent plan")))?;
-        parsed.to_string()
-    };
-    session
-        .plans
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| MagicError::usage(format!("unknown plan {id}; {}", known())))
-}
-
 pub async fn run(args: ApproveArgs, cx: &mut Context<'_>) -> Result<(), MagicError> {
     if let Some(path) = &args.from {
         let id: PlanId = args.plan.parse().map_err(|e| {
@@ -150,7 +120,7 @@ pub async fn run(args: ApproveArgs, cx: &mut Context<'_>) -> Result<(), MagicErr
         cx.session.plans.insert(id.to_string(), loaded);
         cx.session.last_plan = Some(id.to_string());
     }
-    let stored = stored_plan(cx.session, &args.plan)?;
+    let stored = workflow::stored_plan(cx.session, &args.plan)?;
     let plan = &stored.plan;
     if args.dry_run {
         return dry_run(cx, plan).await;

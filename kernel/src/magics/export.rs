@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
-use runbook::plan::PlanId;
 use serde_json::json;
 
 use crate::context::{Context, MagicError};
@@ -23,9 +22,9 @@ pub enum Format {
 /// Export a plan of this session as an Automation runbook (YAML) that does what the plan does
 #[derive(Debug, Parser)]
 pub struct ExportArgs {
-    /// The plan id (plan-xxxxxxxx)
-    #[arg(value_name = "PLAN_ID", value_parser = |s: &str| s.parse::<PlanId>())]
-    pub plan: PlanId,
+    /// A plan id from %remediate (plan-xxxxxxxx), or `last` for the most recent plan
+    #[arg(value_name = "PLAN_ID")]
+    pub plan: String,
     /// The format
     #[arg(long, value_enum, default_value = "ssm")]
     pub format: Format,
@@ -35,12 +34,7 @@ pub struct ExportArgs {
 }
 
 pub fn run(args: ExportArgs, cx: &Context<'_>) -> Result<(), MagicError> {
-    let stored = cx.session.plans.get(args.plan.as_str()).ok_or_else(|| {
-        MagicError::usage(format!(
-            "{} is not a plan of this session; %remediate makes one (plans are kept for the session)",
-            args.plan
-        ))
-    })?;
+    let stored = crate::workflow::stored_plan(cx.session, &args.plan)?;
     let plan = &stored.plan;
     if args.format != Format::Ssm {
         return Err(MagicError::usage(format!(

@@ -8,7 +8,7 @@ use clap::Parser;
 use runbook::audit::AuditRecord;
 use runbook::cloud::{Cloud, Target};
 use runbook::finding::{ComplianceStatus, FindingFilter, RecordState, WorkflowStatus};
-use runbook::plan::{PlanId, RemediationPlan};
+use runbook::plan::RemediationPlan;
 use runbook::rollout::{RolloutReport, RolloutRequest, roll_out};
 use serde_json::json;
 
@@ -29,9 +29,9 @@ fn list(s: &str) -> Vec<String> {
 /// Roll an approved plan's account-wide change out to accounts and regions with SSM Automation
 #[derive(Debug, Parser)]
 pub struct RolloutArgs {
-    /// The plan id (plan-xxxxxxxx) of this session
-    #[arg(value_name = "PLAN_ID", value_parser = |s: &str| s.parse::<PlanId>())]
-    pub plan: PlanId,
+    /// A plan id from %remediate (plan-xxxxxxxx), or `last` for the most recent plan
+    #[arg(value_name = "PLAN_ID")]
+    pub plan: String,
     /// Account ids and OU ids (ou-xxxx-xxxxxxxx), comma-separated, at most 50
     #[arg(long, value_name = "IDS")]
     pub accounts: String,
@@ -142,17 +142,7 @@ async fn home(cloud: &dyn Cloud) -> Result<Target, MagicError> {
 }
 
 pub async fn run(args: RolloutArgs, cx: &mut Context<'_>) -> Result<(), MagicError> {
-    let plan = cx
-        .session
-        .plans
-        .get(args.plan.as_str())
-        .map(|s| s.plan.clone())
-        .ok_or_else(|| {
-            MagicError::usage(format!(
-                "{} is not a plan of this session; %remediate makes one",
-                args.plan
-            ))
-        })?;
+    let plan = workflow::stored_plan(cx.session, &args.plan)?.plan;
     let connected = cx.cloud().await?;
     let cloud = connected.cloud.clone();
     let request = RolloutRequest {
