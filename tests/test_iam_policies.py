@@ -44,6 +44,9 @@ POLICIES = {"read-only": READ_ONLY, "remediation": REMEDIATION, "security-accoun
 # ask a model (Bedrock), assume the member role and say who it is (STS). The
 # member role grants none of these services.
 SECURITY_ACCOUNT_SERVICES = ("securityhub", "bedrock", "sts")
+# Where %rollout starts (the management or SSM delegated administrator account):
+# its document is made there and shared, never in a member account.
+ROLLOUT_START_ACTIONS = {"ssm:CreateDocument", "ssm:GetDocument", "ssm:ModifyDocumentPermission"}
 
 # What RunAutomation calls besides the reads: start, stop, pass the member role
 # to SSM, re-evaluate the Config rule; and every write the Automation runbooks'
@@ -368,6 +371,9 @@ def test_every_automation_runbook_permission_is_granted():
         assert allows_on(remediation, "ssm:StartAutomationExecution", definition), row["control"]
     customers = f"arn:aws:ssm:us-east-1:{SAMPLE_ACCOUNT}:automation-definition/MyRunbook:$DEFAULT"
     assert not allows_on(remediation, "ssm:StartAutomationExecution", customers), "only AWS-owned runbooks may run"
+    # ... and the documents %rollout makes of approved plans (Runbook-PLAN_ID-rollout).
+    rollout = f"arn:aws:ssm:us-east-1:{SAMPLE_ACCOUNT}:automation-definition/Runbook-plan-0a1b2c3d-rollout:$DEFAULT"
+    assert allows_on(remediation, "ssm:StartAutomationExecution", rollout)
     assert allows_on(remediation, "iam:PassRole", OWN_ROLE_ARN)
     assert not allows_on(remediation, "iam:PassRole", f"arn:aws:iam::{SAMPLE_ACCOUNT}:role/Admin")
     for st in statements(remediation):
@@ -496,7 +502,7 @@ def test_member_role_grants_the_remediation_policy_less_the_security_accounts_se
     assert all(ACTION_NAME.match(a) for a in actions_of(policy)), actions_of(policy)
 
     def in_member(action: str) -> bool:
-        return action.partition(":")[0] not in SECURITY_ACCOUNT_SERVICES
+        return action.partition(":")[0] not in SECURITY_ACCOUNT_SERVICES and action not in ROLLOUT_START_ACTIONS
 
     wanted = {a for a in actions_of(load(REMEDIATION)) if in_member(a)}
     granted = set(actions_of(policy))
