@@ -320,7 +320,7 @@ ROLLOUT_REGIONS = ["us-east-1", "eu-west-1"]
 def test_a_rollout_runs_the_plan_in_every_account_and_region_through_target_locations(kernel_factory, world):
     own = ec2_7_finding(world, 86, world.account, world.region)
     targets = [(a, r) for a in ROLLOUT_ACCOUNTS for r in ROLLOUT_REGIONS]
-    fleet = {t: ec2_7_finding(world, 87 + i, *t) for i, t in enumerate(targets)}
+    fleet = {t: ec2_7_finding(world, 500 + 10 * i, *t) for i, t in enumerate(targets)}
     kernel = kernel_factory(**world.env())
     plan = plan_for(kernel, own, "EC2.7")
     assert [a["action"] for a in plan["actions"]] == ["enable_ebs_encryption_by_default"]
@@ -398,3 +398,17 @@ def test_the_sandbox_rolls_a_plan_out_across_its_organisation(kernel):
     for target in open_before:
         if target[0] in ("222222222222", "333333333333"):
             assert after.get(target, "RESOLVED") == "RESOLVED", target
+
+
+def test_a_rollout_past_security_hubs_twenty_filter_values_resolves_every_target(kernel_factory, world):
+    """GetFindings takes at most 20 values per filter field: 21 accounts are asked in batches."""
+    own = ec2_7_finding(world, 97, world.account, "eu-west-1")
+    accounts = [f"4321000000{i:02d}" for i in range(21)]
+    # make_finding: i % 10 == 9 is PASSED and i % 20 == 13 ARCHIVED; these are open and FAILED.
+    fleet = [ec2_7_finding(world, 200 + 10 * i, a, "us-east-1") for i, a in enumerate(accounts)]
+    kernel = kernel_factory(**world.env())
+    plan = plan_for(kernel, own, "EC2.7")
+    res = kernel.ok(f"%rollout {plan['id']} --accounts {','.join(accounts)} --regions us-east-1 --max-concurrency 21 --yes")
+    assert last_bundle(res)[RUNBOOK_MIME]["rollout"]["status"] == "Success"
+    statuses = [world.hub.finding(f["Id"])["Workflow"]["Status"] for f in fleet]
+    assert statuses == ["RESOLVED"] * len(fleet), (statuses, last_bundle(res)["text/plain"][-300:])

@@ -52,6 +52,9 @@ pub struct RolloutArgs {
     pub yes: bool,
 }
 
+/// Most values GetFindings takes for one filter field.
+const FILTER_VALUES: usize = 20;
+
 fn heading(plan: &RemediationPlan, request: &RolloutRequest) -> String {
     format!(
         "Rollout of {} ({}) to {} target(s): accounts {} × regions {}",
@@ -246,17 +249,35 @@ pub async fn run(args: RolloutArgs, cx: &mut Context<'_>) -> Result<(), MagicErr
         .collect();
     let mut note = String::new();
     if !done.is_empty() {
-        let filter = FindingFilter {
-            control_ids: vec![plan.control_id.clone()],
-            accounts: done.iter().filter_map(|(a, _)| a.parse().ok()).collect(),
-            regions: done.iter().map(|(_, r)| r.clone()).collect(),
-            compliance_statuses: vec![ComplianceStatus::Failed],
-            workflow_statuses: vec![WorkflowStatus::New, WorkflowStatus::Notified],
-            record_state: Some(RecordState::Active),
-            ..FindingFilter::default()
-        };
-        let mut quiet = |_: runbook::cloud::FetchProgress, _: &[runbook::Finding]| {};
-        let findings = cloud.get_findings(&filter, &mut quiet).await?;
+        // Security Hub takes at most 20 values per filter field: ask in batches.
+        let accounts: Vec<_> = done
+            .iter()
+            .filter_map(|(a, _)| a.parse().ok())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let regions: Vec<String> = done
+            .iter()
+            .map(|(_, r)| r.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut findings = Vec::new();
+        for accounts in accounts.chunks(FILTER_VALUES) {
+            for regions in regions.chunks(FILTER_VALUES) {
+                let filter = FindingFilter {
+                    control_ids: vec![plan.control_id.clone()],
+                    accounts: accounts.to_vec(),
+                    regions: regions.to_vec(),
+                    compliance_statuses: vec![ComplianceStatus::Failed],
+                    workflow_statuses: vec![WorkflowStatus::New, WorkflowStatus::Notified],
+                    record_state: Some(RecordState::Active),
+                    ..FindingFilter::default()
+                };
+                let mut quiet = |_: runbook::cloud::FetchProgress, _: &[runbook::Finding]| {};
+                findings.extend(cloud.get_findings(&filter, &mut quiet).await?);
+            }
+        }
         let ids: Vec<_> = findings
             .iter()
             .filter(|f| done.contains(&(f.account.to_string(), f.region.clone())))
