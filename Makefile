@@ -90,6 +90,7 @@ bench: venv $(EVCXR_JUPYTER)
 	$(PY) bench/bench_findings_fetch.py --findings 3000 --latency 0.3
 	$(PY) bench/bench_findings_counts.py
 	$(PY) bench/bench_member_session.py
+	$(PY) bench/bench_rollout.py
 	cargo bench --locked -p runbook-kernel --bench render_listing
 	cargo bench --locked -p runbook --bench kb_index
 	cargo bench --locked -p runbook --bench audit_append

@@ -54,6 +54,8 @@ pub struct RolloutArgs {
 
 /// Most values GetFindings takes for one filter field.
 const FILTER_VALUES: usize = 20;
+/// GetFindings' largest page.
+const ONE_PAGE: usize = 100;
 
 fn heading(plan: &RemediationPlan, request: &RolloutRequest) -> String {
     format!(
@@ -266,6 +268,7 @@ pub async fn run(args: RolloutArgs, cx: &mut Context<'_>) -> Result<(), MagicErr
         for accounts in accounts.chunks(FILTER_VALUES) {
             for regions in regions.chunks(FILTER_VALUES) {
                 let filter = FindingFilter {
+                    limit: None,
                     control_ids: vec![plan.control_id.clone()],
                     accounts: accounts.to_vec(),
                     regions: regions.to_vec(),
@@ -274,8 +277,18 @@ pub async fn run(args: RolloutArgs, cx: &mut Context<'_>) -> Result<(), MagicErr
                     record_state: Some(RecordState::Active),
                     ..FindingFilter::default()
                 };
+                // One page usually holds them: a limited listing is one request, not
+                // one per severity; only a full page asks again for all.
                 let mut quiet = |_: runbook::cloud::FetchProgress, _: &[runbook::Finding]| {};
-                findings.extend(cloud.get_findings(&filter, &mut quiet).await?);
+                let page = FindingFilter {
+                    limit: Some(ONE_PAGE),
+                    ..filter.clone()
+                };
+                let mut found = cloud.get_findings(&page, &mut quiet).await?;
+                if found.len() >= ONE_PAGE {
+                    found = cloud.get_findings(&filter, &mut quiet).await?;
+                }
+                findings.extend(found);
             }
         }
         let ids: Vec<_> = findings
