@@ -74,12 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     with MotoServer() as moto, SecurityHubServer(rate=None) as hub:
         with SsmAutomationServer(moto.url) as ssm, ConfigServer(moto.url) as config:
             own = moto_client(moto, "sts").get_caller_identity()["Account"]
+            audit_log = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-rollout-{os.getpid()}.jsonl"
             env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RUNBOOK_"))}
             env.update(
                 DUMMY_CREDENTIALS,
                 RUNBOOK_BACKEND="aws", RUNBOOK_REGION=moto.region, RUNBOOK_MODEL="catalog",
                 RUNBOOK_APPROVAL="allow-yes",
-                RUNBOOK_AUDIT_LOG=str(Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-rollout-{os.getpid()}.jsonl"),
+                RUNBOOK_AUDIT_LOG=str(audit_log),
                 AWS_REGION=moto.region, AWS_ENDPOINT_URL=moto.url, AWS_ENDPOINT_URL_SECURITYHUB=hub.url,
                 AWS_ENDPOINT_URL_SSM=ssm.url, AWS_ENDPOINT_URL_CONFIG_SERVICE=config.url,
                 AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull,
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 kc.stop_channels()
                 km.shutdown_kernel(now=True)
+                audit_log.unlink(missing_ok=True)
 
     print(f"%rollout of one plan to {ACCOUNTS} accounts x {len(REGIONS)} regions (AWS SDK for Rust -> SSM server -> moto)")
     head = (
