@@ -69,7 +69,7 @@ def test_remediate_makes_a_plan_with_cli_and_python(kernel):
 
 
 def test_uncovered_control_gets_advice_without_a_plan_id(kernel):
-    n = listing_number(kernel, lambda r: r["control_id"] == "Config.1")
+    n = listing_number(kernel, lambda r: r["control_id"] == "Account.1")
     data = last_bundle(kernel.ok(f"%remediate {n}"))
     assert data[RUNBOOK_MIME]["executable"] is False
     assert "plan" not in data[RUNBOOK_MIME]
@@ -208,8 +208,8 @@ def test_out_of_scope_model_plans_are_rejected(bk, bedrock, tool_input, words):
 
 
 def test_uncovered_control_gets_model_advice_marked_not_executable(bk, bedrock):
-    n = listing_number(bk, lambda r: r["control_id"] == "Config.1")
-    bedrock.enqueue(br.text("Enable AWS Config with `aws configservice put-configuration-recorder ...`"))
+    n = listing_number(bk, lambda r: r["control_id"] == "Account.1")
+    bedrock.enqueue(br.text("Set a security contact with `aws account put-alternate-contact --alternate-contact-type SECURITY ...`"))
     data = last_bundle(bk.ok(f"%remediate {n}"))
     assert data[RUNBOOK_MIME]["executable"] is False
     assert "Not executable" in data["text/plain"]

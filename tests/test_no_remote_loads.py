@@ -169,7 +169,7 @@ def test_plan_rationale_loads_nothing(bk, bedrock):
 
 
 def test_model_advice_loads_nothing(bk, bedrock):
-    n = listing_number(bk, lambda r: r["control_id"] == "Config.1")
+    n = listing_number(bk, lambda r: r["control_id"] == "Account.1")
     bedrock.enqueue(br.text(HOSTILE, chunks=10))
     res = bk.ok(f"%remediate {n}")
     assert last_bundle(res)[RUNBOOK_MIME]["executable"] is False

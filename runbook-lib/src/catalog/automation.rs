@@ -1,7 +1,9 @@
-//! Controls fixed by an AWS-owned SSM Automation document, one row each in
+//! Controls fixed by an SSM Automation document, one row each in
 //! `automation_controls.yaml`: the document, how each parameter comes from the
 //! finding, the permissions the document needs, the control's AWS Config rule and
-//! en/ja texts. A plan's [`RunAutomation`] is always built from its row; a model
+//! en/ja texts. Most documents are AWS-owned; for controls AWS ships none for, the
+//! row names one of the project's own (`documents/`), which the kernel creates in
+//! the account before running it. A plan's [`RunAutomation`] is always built from its row; a model
 //! only picks the row (by the finding's control), never a document or a value.
 //! Controls a typed family covers keep that family: its steps can be undone.
 //! Precheck reads the resource's AWS Config item (drift: its state id changed);
@@ -29,6 +31,58 @@ use crate::settings::Lang;
 
 /// The table, as shipped.
 const TABLE_YAML: &str = include_str!("automation_controls.yaml");
+
+/// The project's own documents, by the base name a row gives.
+const OWN_DOCUMENTS: &[(&str, &str)] = &[
+    ("Runbook-BlockSSMDocumentPublicSharing", include_str!("documents/Runbook-BlockSSMDocumentPublicSharing.yaml")),
+    ("Runbook-DeactivateUnrotatedAccessKeys", include_str!("documents/Runbook-DeactivateUnrotatedAccessKeys.yaml")),
+    ("Runbook-EnableCloudTrailCloudWatchLogs", include_str!("documents/Runbook-EnableCloudTrailCloudWatchLogs.yaml")),
+    ("Runbook-EnableConfigRecording", include_str!("documents/Runbook-EnableConfigRecording.yaml")),
+    ("Runbook-EnableECRImageScanning", include_str!("documents/Runbook-EnableECRImageScanning.yaml")),
+    ("Runbook-EnableVPCFlowLogs", include_str!("documents/Runbook-EnableVPCFlowLogs.yaml")),
+    ("Runbook-EncryptSQSQueue", include_str!("documents/Runbook-EncryptSQSQueue.yaml")),
+    ("Runbook-RemoveLambdaPublicAccess", include_str!("documents/Runbook-RemoveLambdaPublicAccess.yaml")),
+];
+
+/// A project document as it is created in an account: its name carries a hash of
+/// its content, so a changed document is created anew rather than overwriting
+/// the one there, and a same-named document with other content is refused.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnDocument {
+    pub base: &'static str,
+    pub content: &'static str,
+}
+
+impl OwnDocument {
+    pub fn named(base: &str) -> Option<OwnDocument> {
+        OWN_DOCUMENTS
+            .iter()
+            .find(|(name, _)| *name == base)
+            .map(|&(base, content)| OwnDocument { base, content })
+    }
+
+    /// The deployed name (`Runbook-X-<hash>`) back to its document.
+    pub fn deployed(name: &str) -> Option<OwnDocument> {
+        let (base, _) = name.rsplit_once('-')?;
+        OwnDocument::named(base).filter(|d| d.name() == name)
+    }
+
+    pub fn name(&self) -> String {
+        let hash = crate::cloud::sandbox::controls::fnv1a(0xcbf2_9ce4_8422_2325, self.content);
+        format!("{}-{hash:016x}", self.base)
+    }
+}
+
+/// What shows that the document worked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Verify {
+    /// The control's AWS Config rule, run again, says COMPLIANT.
+    #[default]
+    Rule,
+    /// A Config recorder is recording (Config.1: Config cannot evaluate itself).
+    Recorder,
+}
 
 /// How one document parameter gets its value.
 #[derive(Debug, Clone, Deserialize)]
@@ -59,6 +113,8 @@ pub struct Row {
     parameters: BTreeMap<String, ParameterSource>,
     pub permissions: Vec<String>,
     pub config_rule: String,
+    #[serde(default)]
+    verify: Verify,
     #[serde(default)]
     pub caveat: String,
     pub summary_en: String,
@@ -122,8 +178,8 @@ const ABOUT_NAME: &str = "aws_automation";
 static ABOUT: LazyLock<About> = LazyLock::new(|| About {
     name: ABOUT_NAME,
     controls: DEF_REFS.as_slice(),
-    title_en: "Fixed by an AWS-owned Systems Manager Automation runbook",
-    title_ja: "AWS 所有の Systems Manager Automation ランブックで修正",
+    title_en: "Fixed by a Systems Manager Automation runbook (AWS-owned, or the kernel's own)",
+    title_ja: "Systems Manager Automation ランブック（AWS 所有、またはカーネル同梱）で修正",
 });
 
 /// The table's rows that this family plans (typed families' controls left out).
@@ -169,6 +225,8 @@ fn config_type(asff: &str) -> Option<&'static str> {
         "AwsApiGatewayStage" => "AWS::ApiGateway::Stage",
         "AwsWafv2WebAcl" => "AWS::WAFv2::WebACL",
         "AwsLambdaFunction" => "AWS::Lambda::Function",
+        "AwsEcrRepository" => "AWS::ECR::Repository",
+        "AwsSsmDocument" => "AWS::SSM::Document",
         _ => return None,
     })
 }
@@ -210,6 +268,7 @@ fn config_resource(row: &Row, resource: &Resource, finding: &Finding) -> ConfigR
         "AWS::IAM::User" => details_value(resource, "AwsIamUser.UserId"),
         "AWS::RDS::DBInstance" => details_value(resource, "AwsRdsDbInstance.DbiResourceId"),
         "AWS::RDS::DBCluster" => details_value(resource, "AwsRdsDbCluster.DbClusterResourceId"),
+        "AWS::ECR::Repository" => details_value(resource, "AwsEcrRepository.RepositoryName"),
         "AWS::ElasticLoadBalancingV2::LoadBalancer"
         | "AWS::SNS::Topic"
         | "AWS::SecretsManager::Secret"
@@ -223,7 +282,42 @@ fn config_resource(row: &Row, resource: &Resource, finding: &Finding) -> ConfigR
     }
 }
 
-/// Runs the AWS-owned Automation document of the finding's control on its
+fn whose(own: bool, lang: Lang) -> &'static str {
+    match (own, lang) {
+        (false, Lang::En) => "the AWS-owned Automation runbook",
+        (true, Lang::En) => "runbook-kernel's own Automation runbook",
+        (false, Lang::Ja) => "AWS 所有の Automation ランブック",
+        (true, Lang::Ja) => "runbook-kernel 同梱の Automation ランブック",
+    }
+}
+
+impl Row {
+    fn whose(&self, lang: Lang) -> &'static str {
+        whose(OwnDocument::named(&self.document).is_some(), lang)
+    }
+
+    /// How the plan shows the document worked, as a sentence.
+    fn verification(&self, lang: Lang, resource: &ConfigResource) -> String {
+        match (self.verify, lang) {
+            (Verify::Rule, Lang::En) => format!(
+                "the AWS Config rule {} is run again and must report COMPLIANT for {} {}",
+                self.config_rule, resource.resource_type, resource.resource_id
+            ),
+            (Verify::Rule, Lang::Ja) => format!(
+                "AWS Config ルール {} を再評価し、{} {} が COMPLIANT であることを確認します",
+                self.config_rule, resource.resource_type, resource.resource_id
+            ),
+            (Verify::Recorder, Lang::En) => {
+                "AWS Config's recorder must then be recording (Config cannot evaluate itself)".to_string()
+            }
+            (Verify::Recorder, Lang::Ja) => {
+                "AWS Config のレコーダーが記録中であることを確認します（Config は自身を評価できないため）".to_string()
+            }
+        }
+    }
+}
+
+/// Runs the Automation document of the finding's control on its
 /// resource, in its account and region, as the member role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunAutomation {
@@ -273,6 +367,11 @@ fn resource_kind(asff: &str) -> &'static str {
         "AwsCloudTrailTrail" => "CloudTrail trail",
         "AwsRdsDbInstance" => "RDS DB instance",
         "AwsIamUser" => "IAM user",
+        "AwsEc2Vpc" => "VPC",
+        "AwsSqsQueue" => "SQS queue",
+        "AwsLambdaFunction" => "Lambda function",
+        "AwsEcrRepository" => "ECR repository",
+        "AwsSsmDocument" => "Systems Manager document",
         _ => "matching",
     }
 }
@@ -353,7 +452,7 @@ fn action_for(
     Ok((
         RunAutomation {
             control: row.control.clone(),
-            document: row.document.clone(),
+            document: OwnDocument::named(&row.document).map_or_else(|| row.document.clone(), |d| d.name()),
             parameters,
             resource: config_resource(row, resource, finding),
             config_rule: row.config_rule.clone(),
@@ -387,6 +486,15 @@ impl RunAutomation {
 
     fn row(&self) -> Option<&'static Row> {
         row_for(&self.control)
+    }
+
+    /// The project's document this runs, None for an AWS-owned one.
+    fn own_document(&self) -> Option<OwnDocument> {
+        OwnDocument::deployed(&self.document)
+    }
+
+    fn whose(&self, lang: Lang) -> &'static str {
+        whose(self.own_document().is_some(), lang)
     }
 
     async fn read_item(&self, cloud: &dyn Cloud, at: &Target) -> Result<Value, CloudError> {
@@ -444,6 +552,16 @@ impl Step for RunAutomation {
         at: &Target,
         watch: &mut Watch<'_>,
     ) -> Result<Applied, CloudError> {
+        if let Some(own) = self.own_document() {
+            // Created on first use in each account and region; the same name with
+            // other content there is refused rather than run.
+            if cloud
+                .create_automation_document(at, &self.document, own.content)
+                .await?
+            {
+                (watch.progress)(&format!("created the document {} in {at}", self.document));
+            }
+        }
         let id = cloud.start_automation(at, &self.start()).await?;
         (watch.progress)(&format!("{}: started execution {id}", self.document));
         let started = tokio::time::Instant::now();
@@ -514,6 +632,10 @@ impl Step for RunAutomation {
         at: &Target,
         watch: &mut Watch<'_>,
     ) -> Result<bool, CloudError> {
+        if self.row().is_some_and(|r| r.verify == Verify::Recorder) {
+            (watch.progress)("verifying: reading the AWS Config recorder's status");
+            return cloud.recording(at).await;
+        }
         let Some(rule) = cloud.find_config_rule(at, &self.config_rule).await? else {
             return Err(CloudError::Other(format!(
                 "verification is manual: {} has no AWS Config rule {} (or securityhub-{}-…) to run again; check {} {} by hand",
@@ -566,7 +688,7 @@ impl Step for RunAutomation {
 
     fn no_inverse(&self) -> Option<&'static str> {
         Some(
-            "an AWS-owned Automation document has no automatic inverse; the configuration before the change is kept in the audit trail",
+            "an Automation document from the catalog's table has no automatic inverse; the configuration before the change is kept in the audit trail",
         )
     }
 
@@ -582,6 +704,9 @@ impl Step for RunAutomation {
             "config:DescribeConfigRuleEvaluationStatus",
             "config:GetComplianceDetailsByResource",
         ];
+        if self.own_document().is_some() {
+            p.extend(["ssm:CreateDocument", "ssm:GetDocument"]);
+        }
         // The document's own calls run as AutomationAssumeRole, the member role.
         if let Some(row) = self.row() {
             p.extend(row.permissions.iter().map(String::as_str));
@@ -592,7 +717,7 @@ impl Step for RunAutomation {
     fn resources(&self, _at: &Target) -> Vec<(&'static str, String)> {
         // StartAutomationExecution is authorised against the automation
         // definition, the document and the new execution at once, so the session
-        // leaves it on "*"; the shipped policies allow only AWS-owned documents.
+        // leaves it on "*"; the shipped policies allow only AWS-owned and Runbook-* documents.
         self.parameters
             .get("AutomationAssumeRole")
             .map(|role| vec![("iam:PassRole", role.clone())])
@@ -654,13 +779,15 @@ impl Step for RunAutomation {
         });
         match lang {
             Lang::En => format!(
-                "Run the AWS-owned Automation runbook {} on {}{}",
+                "Run {} {} on {}{}",
+                self.whose(Lang::En),
                 self.document,
                 self.resource.resource_id,
                 summary.map_or_else(String::new, |s| format!(": {s}"))
             ),
             Lang::Ja => format!(
-                "AWS 所有の Automation ランブック {} を {} に実行します{}",
+                "{} {} を {} に実行します{}",
+                self.whose(Lang::Ja),
                 self.document,
                 self.resource.resource_id,
                 summary.map_or_else(String::new, |s| format!("：{s}"))
@@ -696,7 +823,7 @@ impl Family for AwsAutomation {
     fn tools(&self) -> Vec<ToolSpec> {
         vec![ToolSpec {
             step: "RunAutomation",
-            description: "Run the AWS-owned Systems Manager Automation runbook that the catalog's table assigns to the finding's control. Name the control only: the catalog chooses the document and derives every parameter from the finding.",
+            description: "Run the Systems Manager Automation runbook that the catalog's table assigns to the finding's control. Name the control only: the catalog chooses the document and derives every parameter from the finding.",
             properties: json!({
                 "control": {"type": "string", "description": "The finding's own control id, e.g. S3.5."}
             }),
@@ -723,26 +850,24 @@ impl Family for AwsAutomation {
         };
         let rationale = match req.lang {
             Lang::En => format!(
-                "{}: {} The plan runs AWS's own runbook {} in {} as {}, then runs the AWS Config rule {} again and requires COMPLIANT for {} {}. It has no automatic rollback; the configuration before the change is kept in the audit trail.{caveat}",
+                "{}: {} The plan runs {} {} in {} as {}; afterwards {}. It has no automatic rollback; the configuration before the change is kept in the audit trail.{caveat}",
                 row.control,
                 row.summary_en,
-                row.document,
+                row.whose(Lang::En),
+                action.document,
                 req.at,
                 runs_as(&action, Lang::En),
-                row.config_rule,
-                action.resource.resource_type,
-                action.resource.resource_id,
+                row.verification(Lang::En, &action.resource),
             ),
             Lang::Ja => format!(
-                "{}: {} AWS 所有のランブック {} を {} で {} として実行し、AWS Config ルール {} を再評価して {} {} が COMPLIANT であることを確認します。自動ロールバックはありません。変更前の設定は監査証跡に残ります。{caveat}",
+                "{}: {} {} {} を {} で {} として実行し、{}。自動ロールバックはありません。変更前の設定は監査証跡に残ります。{caveat}",
                 row.control,
                 row.summary_ja,
-                row.document,
+                row.whose(Lang::Ja),
+                action.document,
                 req.at,
                 runs_as(&action, Lang::Ja),
-                row.config_rule,
-                action.resource.resource_type,
-                action.resource.resource_id,
+                row.verification(Lang::Ja, &action.resource),
             ),
         };
         Ok(FamilyPlan {
@@ -849,25 +974,33 @@ impl Family for AwsAutomation {
             .resources
             .iter()
             .find(|r| r.resource_type == row.resource_type)
-            .or_else(|| finding.primary_resource())
-            .map_or_else(String::new, |r| r.id.clone());
+            .or_else(|| finding.primary_resource());
+        let shown = resource.map_or_else(String::new, |r| r.id.clone());
+        let checked = resource.map_or_else(
+            || ConfigResource {
+                resource_type: "AWS::::Account".to_string(),
+                resource_id: finding.account.to_string(),
+            },
+            |r| config_resource(row, r, finding),
+        );
+        let why = format!("{} {}", row.description, row.caveat).trim().to_string();
         match lang {
             Lang::En => (
-                format!("{}: {} ({resource}, account {}, {})", row.control, row.title, finding.account, finding.region),
-                format!("{} {}", row.description, row.caveat).trim().to_string(),
+                format!("{}: {} ({shown}, account {}, {})", row.control, row.title, finding.account, finding.region),
+                why,
                 vec![
-                    format!("%remediate plans the AWS-owned runbook {}: {}", row.document, row.summary_en),
-                    format!("After it runs, the AWS Config rule {} is evaluated again and must report COMPLIANT.", row.config_rule),
-                    format!("Runbook reference: {}", row.source),
+                    format!("%remediate plans {} {}: {}", row.whose(lang), row.document, row.summary_en),
+                    format!("After it runs, {}.", row.verification(lang, &checked)),
+                    format!("Reference: {}", row.source),
                 ],
             ),
             Lang::Ja => (
-                format!("{}: {}（{resource}、アカウント {}、{}）", row.control, row.title, finding.account, finding.region),
-                format!("{} {}", row.description, row.caveat).trim().to_string(),
+                format!("{}: {}（{shown}、アカウント {}、{}）", row.control, row.title, finding.account, finding.region),
+                why,
                 vec![
-                    format!("%remediate で AWS 所有のランブック {} を計画します：{}", row.document, row.summary_ja),
-                    format!("実行後、AWS Config ルール {} を再評価し、COMPLIANT であることを確認します。", row.config_rule),
-                    format!("ランブックのリファレンス: {}", row.source),
+                    format!("%remediate で {} {} を計画します：{}", row.whose(lang), row.document, row.summary_ja),
+                    format!("実行後、{}。", row.verification(lang, &checked)),
+                    format!("リファレンス: {}", row.source),
                 ],
             ),
         }
@@ -925,7 +1058,8 @@ mod tests {
         for r in &all {
             assert!(r.severity.parse::<crate::severity::Severity>().is_ok(), "{}: {}", r.control, r.severity);
             assert!(!r.title.is_empty() && !r.summary_en.is_empty() && !r.summary_ja.is_empty(), "{}", r.control);
-            assert!(r.document.starts_with("AWS-") || r.document.starts_with("AWSConfigRemediation-"), "{}", r.document);
+            let aws_owned = r.document.starts_with("AWS-") || r.document.starts_with("AWSConfigRemediation-");
+            assert!(aws_owned || OwnDocument::named(&r.document).is_some(), "{}", r.document);
             for (name, s) in &r.parameters {
                 let kinds = [s.from.is_some(), s.details.is_some(), s.fixed.is_some()];
                 assert_eq!(kinds.iter().filter(|k| **k).count(), 1, "{} {name}", r.control);

@@ -64,7 +64,7 @@ fn sandbox_models(control: &str) -> bool {
     !super::automation::rows()
         .iter()
         .any(|r| r.control == control)
-        || crate::cloud::sandbox::controls::UNCOVERED
+        || crate::cloud::sandbox::controls::EVALUATED_HERE
             .iter()
             .any(|c| c.id == control)
 }
@@ -158,8 +158,13 @@ fn every_family_declares_everything() {
                         .is_some_and(|(s, a)| !s.is_empty() && !a.is_empty()),
                     "{step}: {p} is not service:Action"
                 );
+                // What an Automation runbook's steps call is the member role's
+                // (tests/test_iam_policies.py checks iam/member-role.yaml grants it).
+                let runbook_step = super::automation::rows()
+                    .iter()
+                    .any(|r| r.permissions.iter().any(|x| x == p));
                 assert!(
-                    policy.contains(*p),
+                    policy.contains(*p) || runbook_step,
                     "{step}: iam/runbook-remediation.json does not allow {p}"
                 );
             }
@@ -293,6 +298,9 @@ fn the_catalog_never_imports_plans() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/catalog");
     for entry in std::fs::read_dir(&dir).expect("src/catalog") {
         let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue; // the table and the documents/ folder
+        }
         let text = std::fs::read_to_string(&path).expect("source");
         for forbidden in ["crate::plan", "super::super::plan"] {
             assert!(

@@ -65,6 +65,10 @@ pub trait ConfigService: Send + Sync {
         resource_type: &str,
         resource_id: &str,
     ) -> Result<Option<String>, CloudError>;
+
+    /// Config DescribeConfigurationRecorderStatus: whether a recorder is recording
+    /// here (what Config.1 asks, and no Config rule can check).
+    async fn recording(&self, at: &Target) -> Result<bool, CloudError>;
 }
 
 /// Whether a rule name is `rule` itself or Security Hub's `securityhub-<rule>-<suffix>`.
@@ -231,6 +235,26 @@ impl ConfigService for AwsCloud {
             }
         }
     }
+
+    async fn recording(&self, at: &Target) -> Result<bool, CloudError> {
+        let config = self.clients(at).await?.config;
+        let out = config
+            .describe_configuration_recorder_status()
+            .send()
+            .await
+            .map_err(|e| {
+                fail(
+                    "config:DescribeConfigurationRecorderStatus",
+                    "AWS Config",
+                    at,
+                    e,
+                )
+            })?;
+        Ok(out
+            .configuration_recorders_status()
+            .iter()
+            .any(|r| r.recording()))
+    }
 }
 
 #[async_trait]
@@ -283,6 +307,10 @@ impl ConfigService for Sandbox {
         Ok(self.with_state(|s| {
             super::sandbox::automation::compliance(s, at, rule, resource_type, resource_id)
         }))
+    }
+
+    async fn recording(&self, at: &Target) -> Result<bool, CloudError> {
+        self.with_state(|s| super::sandbox::ops::region(s, at).map(|r| r.config_recording))
     }
 }
 

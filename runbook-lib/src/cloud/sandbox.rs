@@ -285,6 +285,15 @@ impl Sandbox {
         start: &crate::cloud::ssm::AutomationStart,
     ) -> Result<String, CloudError> {
         let mut inner = self.lock();
+        // As in AWS, a document that is not AWS-owned must have been created first.
+        if crate::catalog::automation::OwnDocument::deployed(&start.document).is_some()
+            && !inner.documents.contains_key(&start.document)
+        {
+            return Err(CloudError::NotFound(format!(
+                "InvalidDocument: no document named {} in {at}",
+                start.document
+            )));
+        }
         let id = format!("sandbox-{:08x}", inner.automations.len() + 1);
         let run = automation::run(&mut inner.state, at, start, &id)?;
         inner.automations.insert(id.clone(), run);

@@ -606,7 +606,7 @@ fn nothing_to_do_when_the_finding_already_passes() {
     }
     let f = find(
         &sb,
-        "Config.1",
+        "Account.1",
         WORKLOAD_ACCOUNT,
         US_EAST_1,
         WORKLOAD_ACCOUNT,
@@ -1272,7 +1272,7 @@ fn explanations_exist_for_every_family_in_both_languages() {
 
     let f = find(
         &sb,
-        "Config.1",
+        "Account.1",
         WORKLOAD_ACCOUNT,
         US_EAST_1,
         WORKLOAD_ACCOUNT,
@@ -1316,7 +1316,7 @@ fn catalog_covers_the_controls_it_promises() {
             assert!(!entry.undo_only.contains(a));
         }
     }
-    assert!(entry_for(&"Config.1".parse().unwrap()).is_none());
+    assert!(entry_for(&"Account.1".parse().unwrap()).is_none());
 }
 
 /// Plans recorded before a refactor; their ids are in audit trails, so they must
@@ -1575,4 +1575,133 @@ fn a_value_only_the_organisation_can_choose_comes_from_its_policy() {
         "arn:aws:kms:us-east-1:222222222222:key/trail-key"
     );
     assert_eq!(p.policy_citations.len(), 1);
+}
+
+#[test]
+fn a_kernel_owned_runbook_is_created_in_the_account_then_run_and_config_1_checks_the_recorder() {
+    use crate::cloud::config::ConfigService;
+    let sb = Sandbox::new();
+    let f = failing(&sb, "Config.1");
+    let mut policy = PolicyValues::new();
+    policy.insert(
+        "Config.1",
+        "DeliveryBucketName",
+        PolicyValue {
+            value: json!("example-config-bucket"),
+            source: "policies/logging.md".to_string(),
+            heading: "Config.1".to_string(),
+        },
+    );
+    let p = block_on(plan(&f, &sb, Lang::En, &policy)).unwrap();
+    let [Action::RunAutomation(run)] = p.actions.as_slice() else {
+        panic!("{:?}", p.actions)
+    };
+    // The deployed name carries the content's hash; the plan names that name.
+    let own =
+        crate::catalog::automation::OwnDocument::named("Runbook-EnableConfigRecording").unwrap();
+    assert_eq!(run.document, own.name());
+    assert!(run.document.starts_with("Runbook-EnableConfigRecording-"));
+    assert!(p.rationale.contains("recorder"), "{}", p.rationale);
+    assert!(p.permissions.iter().any(|x| x == "ssm:CreateDocument"));
+    let target = Target::of(&f);
+    assert!(!block_on(sb.recording(&target)).unwrap());
+
+    let report = block_on(crate::execute::execute(
+        &p,
+        &sb,
+        &mut crate::execute::NoJournal,
+        &mut |_| {},
+        &|| false,
+    ));
+    assert_eq!(
+        report.outcome,
+        crate::execute::Outcome::Succeeded,
+        "{report:?}"
+    );
+    assert!(block_on(sb.recording(&target)).unwrap());
+    assert_eq!(sb.document(&run.document).as_deref(), Some(own.content));
+    assert_eq!(status(&sb, &f.id), Some(ComplianceStatus::Passed));
+}
+
+#[test]
+fn a_same_named_document_with_other_content_is_refused_not_run() {
+    use crate::cloud::config::ConfigService;
+    use crate::cloud::ssm::Ssm;
+    let sb = Sandbox::new();
+    let f = failing(&sb, "Config.1");
+    let mut policy = PolicyValues::new();
+    policy.insert(
+        "Config.1",
+        "DeliveryBucketName",
+        PolicyValue {
+            value: json!("example-config-bucket"),
+            source: "policies/logging.md".to_string(),
+            heading: "Config.1".to_string(),
+        },
+    );
+    let p = block_on(plan(&f, &sb, Lang::En, &policy)).unwrap();
+    let [Action::RunAutomation(run)] = p.actions.as_slice() else {
+        panic!("{:?}", p.actions)
+    };
+    let target = Target::of(&f);
+    block_on(sb.create_automation_document(
+        &target,
+        &run.document,
+        "schemaVersion: '0.3'\nmainSteps: []\n",
+    ))
+    .unwrap();
+    let report = block_on(crate::execute::execute(
+        &p,
+        &sb,
+        &mut crate::execute::NoJournal,
+        &mut |_| {},
+        &|| false,
+    ));
+    assert!(
+        matches!(report.outcome, crate::execute::Outcome::Failed { .. }),
+        "{report:?}"
+    );
+    assert!(!block_on(sb.recording(&target)).unwrap(), "nothing ran");
+}
+
+#[test]
+fn the_kernels_own_documents_are_the_files_and_each_is_used_by_a_row() {
+    use crate::catalog::automation::{OwnDocument, rows};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/catalog/documents");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 8, "{files:?}");
+    for name in &files {
+        let own = OwnDocument::named(name).unwrap_or_else(|| panic!("{name} is not shipped"));
+        assert_eq!(
+            own.content,
+            std::fs::read_to_string(dir.join(format!("{name}.yaml"))).unwrap()
+        );
+        assert!(
+            rows().iter().any(|r| &r.document == name),
+            "{name} is used by no row"
+        );
+        let deployed = own.name();
+        assert_eq!(
+            OwnDocument::deployed(&deployed).map(|d| d.base),
+            Some(own.base)
+        );
+        assert!(
+            deployed.len() <= 128,
+            "SSM names are at most 128 characters"
+        );
+    }
+    // A name with another hash is not the kernel's document.
+    assert!(OwnDocument::deployed("Runbook-EncryptSQSQueue-0000000000000000").is_none());
+    assert!(OwnDocument::deployed("Runbook-EncryptSQSQueue").is_none());
 }

@@ -1,5 +1,5 @@
-//! The sandbox's SSM Automation and AWS Config: the AWS-owned documents it can
-//! run (those whose resources the sandbox models: CloudTrail trails), their
+//! The sandbox's SSM Automation and AWS Config: the documents it can run (those
+//! whose resources the sandbox models: CloudTrail trails, Config recording), their
 //! resources' configuration items, and Config rules answered from the sandbox's
 //! own control evaluations.
 
@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::controls::{self, fnv1a};
 use super::ops::{account, region, region_mut};
 use super::state::{OrgState, Trail};
+use crate::catalog::automation::OwnDocument;
 use crate::cloud::config::{ConfigItem, names_rule};
 use crate::cloud::ssm::{AutomationRun, AutomationStart, AutomationStep};
 use crate::cloud::{CloudError, Target};
@@ -52,7 +53,10 @@ pub(crate) fn run(
         target: None,
         child_execution: None,
     };
-    let steps = match start.document.as_str() {
+    // The project's own documents run by their base name (`Runbook-X-<hash>` -> `Runbook-X`).
+    let simulated =
+        OwnDocument::deployed(&start.document).map_or(start.document.as_str(), |d| d.base);
+    let steps = match simulated {
         "AWSConfigRemediation-EnableCloudTrailLogFileValidation" => {
             let name = trail_name(&param("TrailName")?);
             let result = with_trail(state, at, &name, |t| t.log_file_validation = true);
@@ -96,6 +100,17 @@ pub(crate) fn run(
                 step("StartLogging", "aws:executeAwsApi", None),
             ]
         }
+        "Runbook-EnableConfigRecording" => {
+            param("DeliveryBucketName")?;
+            region_mut(state, at)?.config_recording = true;
+            vec![
+                step("EnsureServiceLinkedRole", "aws:executeScript", None),
+                step("PutConfigurationRecorder", "aws:executeAwsApi", None),
+                step("PutDeliveryChannel", "aws:executeAwsApi", None),
+                step("StartRecorder", "aws:executeAwsApi", None),
+                step("VerifyRecording", "aws:assertAwsResourceProperty", None),
+            ]
+        }
         other => {
             return Err(CloudError::InvalidInput(format!(
                 "the sandbox does not simulate the document {other}; it simulates {}. Run it against AWS (%config backend=aws)",
@@ -113,11 +128,12 @@ pub(crate) fn run(
     })
 }
 
-/// The AWS-owned documents the sandbox can run.
+/// The documents the sandbox can run (the project's own by their base name).
 pub const SIMULATED: &[&str] = &[
     "AWSConfigRemediation-CreateCloudTrailMultiRegionTrail",
     "AWSConfigRemediation-EnableCloudTrailEncryptionWithKMS",
     "AWSConfigRemediation-EnableCloudTrailLogFileValidation",
+    "Runbook-EnableConfigRecording",
 ];
 
 /// A trail's name from its name or ARN (`…:trail/<name>`), as CloudTrail accepts both.
@@ -187,7 +203,7 @@ pub(crate) fn config_rule_name(rule: &str) -> Option<String> {
     let used = crate::catalog::CATALOG
         .iter()
         .flat_map(|e| e.family.controls())
-        .chain(controls::UNCOVERED.iter())
+        .chain(controls::EVALUATED_HERE.iter())
         .any(|c| c.config_rule == rule);
     used.then(|| format!("securityhub-{rule}-sandbox"))
 }

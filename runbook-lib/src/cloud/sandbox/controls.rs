@@ -81,9 +81,27 @@ crate::control!(
     "This control checks whether AWS Config is enabled in your account in the current Region and records all resources. The control fails if AWS Config isn't enabled or doesn't record all resources."
 );
 
-/// The controls the sandbox evaluates that no catalog family covers (findings a
-/// runbook can explain but not fix); the catalog's families evaluate their own.
-pub const UNCOVERED: &[&ControlDef] = &[&CLOUDTRAIL_1, &CLOUDTRAIL_2, &CLOUDTRAIL_4, &CONFIG_1];
+crate::control!(
+    ACCOUNT_1,
+    "Account.1",
+    Medium,
+    "security-account-information-provided",
+    [FSBP, NIST],
+    "Security contact information should be provided for an AWS account",
+    "This control checks if an Amazon Web Services (AWS) account has security contact information. The control fails if security contact information is not provided for the account."
+);
+
+/// The controls the sandbox evaluates itself: the table's controls whose
+/// resources it models (trails, Config recording), and Account.1, which no
+/// runbook covers (a finding to explain but not fix). Typed families evaluate
+/// their own.
+pub const EVALUATED_HERE: &[&ControlDef] = &[
+    &CLOUDTRAIL_1,
+    &CLOUDTRAIL_2,
+    &CLOUDTRAIL_4,
+    &CONFIG_1,
+    &ACCOUNT_1,
+];
 
 /// The result of one control on one resource.
 #[derive(Debug, Clone)]
@@ -302,6 +320,23 @@ pub fn evaluate(state: &OrgState) -> Vec<Evaluation> {
             "no logging multi-Region trail with management events"
         };
         (logging, reason.to_string())
+    }));
+    // A global control: Security Hub reports it once, in the account's home Region.
+    out.extend(state.accounts.iter().filter_map(|acct| {
+        let home = acct.regions.first()?;
+        let (passed, reason) = if acct.security_contact {
+            (true, "a security alternate contact is set")
+        } else {
+            (false, "no security alternate contact is set")
+        };
+        Some(Evaluation::of(
+            &ACCOUNT_1,
+            &acct.id,
+            &home.region,
+            account_resource(&acct.id, &home.region),
+            passed,
+            reason.to_string(),
+        ))
     }));
     out.extend(per_region(state, &CONFIG_1, |_, reg| {
         let on = reg.config_recording;

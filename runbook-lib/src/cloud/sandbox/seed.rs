@@ -411,6 +411,8 @@ fn workload_account() -> AccountState {
         id: account_id(WORKLOAD_ACCOUNT),
         alias: "workload".to_string(),
         member_role: true,
+        // Nobody set a security contact: Account.1, which no runbook fixes.
+        security_contact: false,
         password_policy: Some(PasswordPolicy {
             minimum_password_length: 8,
             require_symbols: false,
@@ -444,6 +446,7 @@ fn well_run_account(
         id: account_id(id),
         alias: alias.to_string(),
         member_role,
+        security_contact: true,
         password_policy: Some(PasswordPolicy::strong()),
         s3_public_access_block: PublicAccessBlock::ALL_ON,
         regions,

@@ -47,6 +47,9 @@ pub struct AccountState {
     pub password_policy: Option<PasswordPolicy>,
     /// The account-level S3 Block Public Access settings.
     pub s3_public_access_block: PublicAccessBlock,
+    /// Whether a security alternate contact is set (Account.1).
+    #[serde(default = "deployed")]
+    pub security_contact: bool,
     pub regions: Vec<RegionState>,
 }
 
