@@ -44,38 +44,57 @@ POLICIES = {"read-only": READ_ONLY, "remediation": REMEDIATION, "security-accoun
 # ask a model (Bedrock), assume the member role and say who it is (STS). The
 # member role grants none of these services.
 SECURITY_ACCOUNT_SERVICES = ("securityhub", "bedrock", "sts")
-# Where %rollout starts (the management or SSM delegated administrator account):
-# its document is made there and shared, never in a member account.
-ROLLOUT_START_ACTIONS = {"ssm:CreateDocument", "ssm:GetDocument", "ssm:ModifyDocumentPermission"}
 
-# What RunAutomation calls besides the reads: start, stop, pass the member role
-# to SSM, re-evaluate the Config rule; and every write the Automation runbooks'
-# steps make (automation_controls.yaml's `permissions`, less the reads;
-# test_every_automation_runbook_permission_is_granted keeps the two in step).
-AUTOMATION_WRITES = (
+# The member role's statements for what the Automation runbooks' steps call.
+# The steps always run as the member role (AutomationAssumeRole), so the
+# security account's principal (runbook-remediation.json) does not hold these.
+RUNBOOK_STEP_SIDS = ("AutomationRunbookStepReads", "AutomationRunbookSteps", "PassRolesToCloudTrailAndConfig",
+                     "ConfigServiceLinkedRole")  # fmt: skip
+
+# What RunAutomation itself calls besides the reads: start, stop, pass the
+# member role to SSM, re-evaluate the Config rule, create the kernel's own
+# documents.
+AUTOMATION_CALLS = (
     "ssm:StartAutomationExecution",
     "ssm:StopAutomationExecution",
     "iam:PassRole",
     "config:StartConfigRulesEvaluation",
+    "ssm:CreateDocument",
+    "ssm:ModifyDocumentPermission",  # %rollout shares its document
+)
+
+# Every write the Automation runbooks' steps make (automation_controls.yaml's
+# `permissions`, less the reads; test_every_automation_runbook_permission_is_granted
+# keeps the two in step).
+RUNBOOK_STEP_WRITES = (
     "apigateway:PATCH",
     "autoscaling:UpdateAutoScalingGroup",
     "cloudfront:UpdateDistribution",
     "cloudtrail:CreateTrail",
     "cloudtrail:StartLogging",
     "cloudtrail:UpdateTrail",
+    "config:PutConfigurationRecorder",
+    "config:PutDeliveryChannel",
+    "config:StartConfigurationRecorder",
     "dynamodb:UpdateContinuousBackups",
+    "ec2:CreateFlowLogs",
     "ec2:DeleteSecurityGroup",
     "ec2:ModifyInstanceMetadataOptions",
     "ec2:ModifySubnetAttribute",
     "ec2:ReleaseAddress",
     "ec2:RevokeSecurityGroupEgress",
     "ec2:TerminateInstances",
+    "ecr:PutImageScanningConfiguration",
     "elasticloadbalancing:ModifyLoadBalancerAttributes",
     "iam:DeleteAccessKey",
     "iam:DeleteLoginProfile",
     "iam:UpdateAccessKey",
     "kms:CancelKeyDeletion",
     "lambda:InvokeFunction",
+    "lambda:RemovePermission",
+    "logs:CreateLogDelivery",
+    "logs:CreateLogGroup",
+    "logs:DeleteLogDelivery",
     "rds:ModifyDBCluster",
     "rds:ModifyDBInstance",
     "redshift:EnableLogging",
@@ -90,8 +109,10 @@ AUTOMATION_WRITES = (
     "s3:PutObject",
     "secretsmanager:RotateSecret",
     "sns:SetTopicAttributes",
+    "sqs:SetQueueAttributes",
     "wafv2:PutLoggingConfiguration",
 )
+AUTOMATION_WRITES = AUTOMATION_CALLS + RUNBOOK_STEP_WRITES
 
 # What RunAutomation reads (RunAutomation::permissions): the execution's progress,
 # the resource's Config item, and the Config rule's evaluation and result.
@@ -327,8 +348,10 @@ def test_read_only_grants_no_write():
 def test_remediation_grants_everything_read_only_does_and_every_write():
     remediation = load(REMEDIATION)
     assert not missing(remediation, actions_of(load(READ_ONLY)))
-    assert not missing(remediation, WRITE_ACTIONS)
+    assert not missing(remediation, set(WRITE_ACTIONS) - set(RUNBOOK_STEP_WRITES))
     assert not missing(remediation, APPROVE_PERMISSIONS)
+    # The runbooks' steps run as the member role, never as this principal.
+    assert not [a for a in RUNBOOK_STEP_WRITES if allows(remediation, a)]
 
 
 AUTOMATION_TABLE = ROOT / "runbook-lib" / "src" / "catalog" / "automation_controls.yaml"
@@ -347,10 +370,10 @@ def is_read(action: str) -> bool:
 
 
 def test_every_automation_runbook_permission_is_granted():
-    """SSM runs a row's runbook as the member role (its AutomationAssumeRole), or
-    in the caller's own account with the caller's permissions: the remediation
-    policy (and so the member role) grants what every row's steps call, and what
-    the kernel calls to run a runbook and verify it."""
+    """SSM runs a row's runbook as the member role (its AutomationAssumeRole, in
+    the caller's own account too): the member role's step statements grant what
+    every row's steps call; the remediation policy (and so the member role) grants
+    what the kernel calls to run a runbook and verify it."""
     rows = automation_rows()
     assert len(rows) >= 40, len(rows)
     named = set()
@@ -362,10 +385,15 @@ def test_every_automation_runbook_permission_is_granted():
     assert not [p for p in AUTOMATION_READS if p in WRITE_ACTIONS or not is_read(p)], AUTOMATION_READS
 
     remediation = load(REMEDIATION)
-    lacking = missing(remediation, named | set(AUTOMATION_READS) | set(AUTOMATION_WRITES))
+    lacking = missing(remediation, set(AUTOMATION_READS) | set(AUTOMATION_CALLS))
     assert not lacking, f"runbook-remediation.json lacks what Automation runs need: {lacking}"
-    # Only AWS-owned runbooks (customers cannot name a document AWS*), and the
-    # member role passed only to SSM.
+    member = member_role_policy(member_role_template())
+    lacking = missing(member, named)
+    assert not lacking, f"the member role lacks what the runbooks call: {lacking}"
+    steps = {"Statement": [st for st in statements(member) if st["Sid"] in RUNBOOK_STEP_SIDS]}
+    assert not missing(steps, RUNBOOK_STEP_WRITES)
+    # Only AWS-owned runbooks (customers cannot name a document AWS*) and the
+    # kernel's own (Runbook-*), and the member role passed only to SSM.
     for row in rows:
         definition = f"arn:aws:ssm:us-east-1::automation-definition/{row['document']}:$DEFAULT"
         assert allows_on(remediation, "ssm:StartAutomationExecution", definition), row["control"]
@@ -379,6 +407,11 @@ def test_every_automation_runbook_permission_is_granted():
     for st in statements(remediation):
         if allows({"Statement": [st]}, "iam:PassRole"):
             assert st.get("Condition") == {"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}}, st
+    # The steps pass roles only to CloudTrail and Config (CloudTrail.5, Config.1).
+    passed_to = [st.get("Condition") for st in statements(steps) if allows({"Statement": [st]}, "iam:PassRole")]
+    assert passed_to == [
+        {"StringEquals": {"iam:PassedToService": ["cloudtrail.amazonaws.com", "config.amazonaws.com"]}},
+    ], passed_to
 
 
 def test_the_catalog_table_is_read():
@@ -502,15 +535,18 @@ def test_member_role_grants_the_remediation_policy_less_the_security_accounts_se
     assert all(ACTION_NAME.match(a) for a in actions_of(policy)), actions_of(policy)
 
     def in_member(action: str) -> bool:
-        return action.partition(":")[0] not in SECURITY_ACCOUNT_SERVICES and action not in ROLLOUT_START_ACTIONS
+        return action.partition(":")[0] not in SECURITY_ACCOUNT_SERVICES
 
+    # The runbooks' steps (only the member role runs them) apart, the same as runbook-remediation.json.
+    shared = {"Statement": [st for st in statements(policy) if st["Sid"] not in RUNBOOK_STEP_SIDS]}
+    assert len(statements(shared)) == len(statements(policy)) - len(RUNBOOK_STEP_SIDS)
     wanted = {a for a in actions_of(load(REMEDIATION)) if in_member(a)}
-    granted = set(actions_of(policy))
+    granted = set(actions_of(shared))
     assert granted == wanted, f"missing {sorted(wanted - granted)}, extra {sorted(granted - wanted)}"
     remediation = grants_by_action(load(REMEDIATION))
-    for action, grants in grants_by_action(policy).items():
+    for action, grants in grants_by_action(shared).items():
         if action == "iam:PassRole":
-            # The role passes only itself (to SSM, as AutomationAssumeRole): the
+            # To SSM the role passes only itself (as AutomationAssumeRole): the
             # remediation policy's grant, narrowed to this role in this account.
             [(remediation_resources, condition)] = remediation[action]
             assert grants == [([OWN_ROLE_ARN], condition)], f"{action}: {grants}"
@@ -640,10 +676,15 @@ def test_every_permission_a_plan_names_is_granted(kernel):
         assert all(plan["permissions"] for plan in ps), f"a {family} plan names no permissions"
 
     remediation, read_only = load(REMEDIATION), load(READ_ONLY)
-    assert not missing(remediation, named), "runbook-remediation.json lacks permissions plans name"
-    # Every permission splits into a write (listed above, denied to read-only) or a
-    # read that read-only grants, so prechecks and --dry-run work read-only.
-    reads = {p for p in named if p not in WRITE_ACTIONS}
+    # What the runbooks' steps call is the member role's (they run as it).
+    step_permissions = {p for row in automation_rows() for p in row["permissions"]}
+    kernel_calls = named - step_permissions
+    assert not missing(remediation, kernel_calls), "runbook-remediation.json lacks permissions plans name"
+    member = member_role_policy(member_role_template())
+    assert not missing(member, named & step_permissions), "the member role lacks what the plans' runbooks call"
+    # Every permission the kernel calls splits into a write (listed above, denied to
+    # read-only) or a read that read-only grants, so prechecks and --dry-run work read-only.
+    reads = {p for p in kernel_calls if p not in WRITE_ACTIONS}
     assert not missing(read_only, reads), "runbook-read-only.json lacks reads the prechecks make (or WRITE_ACTIONS lacks a write)"
 
     # The rollback a plan records up front uses inverse actions: their writes too.
