@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -27,6 +28,7 @@ from servers.ssm_automation import SsmAutomationServer  # noqa: E402
 
 pytestmark = [pytest.mark.usefixtures("no_ambient_aws"), pytest.mark.timeout(180)]
 
+ROOT = Path(__file__).resolve().parent.parent
 MEMBER_ROLE = "SecurityRunbookMember"  # settings::DEFAULT_MEMBER_ROLE
 
 
@@ -173,6 +175,90 @@ def test_an_ec2_8_plan_runs_the_aws_runbook_as_the_member_role_and_config_verifi
     (error,) = res.errors
     assert "nothing to roll back" in error["content"]["evalue"], error
     assert "no automatic inverse" in error["content"]["evalue"], error
+
+
+def ecr_1_finding(world: World, i: int, repository: str) -> dict:
+    arn = f"arn:aws:ecr:{world.region}:{world.account}:repository/{repository}"
+    finding = make_finding(
+        i, account=world.account, region=world.region, control_id="ECR.1", severity="HIGH",
+        Title="ECR private repositories should have image scanning configured",
+        Resources=[{"Type": "AwsEcrRepository", "Id": arn, "Partition": "aws", "Region": world.region,
+                    "Details": {"AwsEcrRepository": {"RepositoryName": repository,
+                                                     "ImageScanningConfiguration": {"ScanOnPush": False}}}}],
+    )  # fmt: skip
+    world.hub.add_findings([finding])
+    return finding
+
+
+def scan_on_push(world: World, repository: str) -> bool:
+    ecr = moto_client(world.moto, "ecr")
+    return ecr.describe_repositories(repositoryNames=[repository])["repositories"][0]["imageScanningConfiguration"]["scanOnPush"]
+
+
+def test_the_kernels_own_runbook_is_created_in_the_account_on_first_use_then_reused(kernel_factory, world):
+    """ECR.1 has no AWS-owned document: the kernel creates its own (named by its
+    content's hash) through the member role, runs it, and Config verifies it."""
+    world.rule("securityhub-ecr-private-image-scanning-enabled-e1c2r3", "ECR_PRIVATE_IMAGE_SCANNING_ENABLED")
+    ecr, ssm = moto_client(world.moto, "ecr"), moto_client(world.moto, "ssm")
+    repositories = ["team-a/api", "team-b/worker"]
+    for name in repositories:
+        ecr.create_repository(repositoryName=name, imageScanningConfiguration={"scanOnPush": False})
+    findings = [ecr_1_finding(world, 90 + i, name) for i, name in enumerate(repositories)]
+    kernel = kernel_factory(**world.env())
+
+    plan = plan_for(kernel, findings[0], "ECR.1")
+    (action,) = plan["actions"]
+    document = action["document"]
+    assert document.startswith("Runbook-EnableECRImageScanning-"), document
+    assert action["parameters"]["RepositoryName"] == "team-a/api", "the name from the details, not the ARN's tail"
+    assert action["resource"] == {"resource_type": "AWS::ECR::Repository", "resource_id": "team-a/api"}
+    assert {"ssm:CreateDocument", "ecr:PutImageScanningConfiguration"} <= set(plan["permissions"])
+    assert "runbook-kernel's own" in plan["rationale"]
+    with pytest.raises(Exception, match="InvalidDocument|does not exist"):
+        ssm.describe_document(Name=document)
+
+    res = kernel.ok(f"%approve {plan['id']} --yes")
+    assert last_bundle(res)[RUNBOOK_MIME]["state"] == "succeeded", last_bundle(res)["text/plain"]
+    shipped = (ROOT / "runbook-lib/src/catalog/documents/Runbook-EnableECRImageScanning.yaml").read_text()
+    created = ssm.get_document(Name=document, DocumentFormat="YAML")["Content"]
+    assert created.strip() == shipped.strip()
+    assert scan_on_push(world, "team-a/api") and not scan_on_push(world, "team-b/worker")
+    assert world.hub.finding(findings[0]["Id"])["Workflow"]["Status"] == "RESOLVED"
+
+    # The second repository reuses the document already there.
+    plan = plan_for(kernel, findings[1], "ECR.1")
+    assert plan["actions"][0]["document"] == document
+    res = kernel.ok(f"%approve {plan['id']} --yes")
+    assert last_bundle(res)[RUNBOOK_MIME]["state"] == "succeeded", last_bundle(res)["text/plain"]
+    assert scan_on_push(world, "team-b/worker")
+    assert ssm.describe_document(Name=document)["Document"]["LatestVersion"] == "1"
+
+
+def test_a_document_of_the_same_name_with_other_content_is_refused_not_run(kernel_factory, world):
+    world.rule("securityhub-ecr-private-image-scanning-enabled-e1c2r3", "ECR_PRIVATE_IMAGE_SCANNING_ENABLED")
+    ecr, ssm = moto_client(world.moto, "ecr"), moto_client(world.moto, "ssm")
+    ecr.create_repository(repositoryName="team-c/batch", imageScanningConfiguration={"scanOnPush": False})
+    finding = ecr_1_finding(world, 95, "team-c/batch")
+    kernel = kernel_factory(**world.env())
+    plan = plan_for(kernel, finding, "ECR.1")
+    document = plan["actions"][0]["document"]
+    try:
+        ssm.delete_document(Name=document)  # left by the test before, if it ran first
+    except Exception:
+        pass
+    # Someone in the account put other steps under the kernel's document name.
+    impostor = ("schemaVersion: '0.3'\nassumeRole: '{{ AutomationAssumeRole }}'\nparameters:\n"
+                "  AutomationAssumeRole: {type: String}\n  RepositoryName: {type: String}\n"
+                "mainSteps:\n  - name: Nothing\n    action: aws:sleep\n    inputs: {Duration: PT0S}\n")
+    ssm.create_document(Name=document, Content=impostor, DocumentType="Automation", DocumentFormat="YAML")
+    before = len(started(world.ssm))
+    res = kernel.execute(f"%approve {plan['id']} --yes")
+    message = failure(res, "ExecutionFailed")
+    assert "a different Automation document named" in message and document in message, message
+    assert len(started(world.ssm)) == before, "nothing was started"
+    assert not scan_on_push(world, "team-c/batch")
+    assert world.hub.finding(finding["Id"])["Workflow"]["Status"] == "NEW"
+    ssm.delete_document(Name=document)
 
 
 def test_a_change_after_the_plan_stops_the_run_before_automation_starts(kernel_factory, world):

@@ -74,11 +74,13 @@ class Aws:
     s3: Any
     kms: Any
     config: Any
+    ecr: Any
 
 
 @pytest.fixture(scope="module")
 def aws(moto, server) -> Aws:
-    return Aws(_client("ec2", moto.url), _client("s3", moto.url), _client("kms", moto.url), _client("config", server.url))
+    return Aws(_client("ec2", moto.url), _client("s3", moto.url), _client("kms", moto.url), _client("config", server.url),
+               _client("ecr", moto.url))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -436,6 +438,12 @@ def _ebs_setup(aws: Aws) -> tuple[str, str]:
     return "AWS::::Account", MOTO_ACCOUNT
 
 
+def _repository_setup(aws: Aws) -> tuple[str, str]:
+    name = f"team/{uuid.uuid4().hex[:8]}"  # Config keys a repository by its name, slash and all
+    aws.ecr.create_repository(repositoryName=name, imageScanningConfiguration={"scanOnPush": False})
+    return "AWS::ECR::Repository", name
+
+
 CASES = [
     Case("EC2_IMDSV2_CHECK", _imds_setup,
          lambda aws, i: aws.ec2.modify_instance_metadata_options(InstanceId=i, HttpTokens="required")),
@@ -454,6 +462,9 @@ CASES = [
     Case("CMK_BACKING_KEY_ROTATION_ENABLED", _key_setup, lambda aws, k: aws.kms.enable_key_rotation(KeyId=k)),
     Case("EC2_EBS_ENCRYPTION_BY_DEFAULT", _ebs_setup, lambda aws, _: aws.ec2.enable_ebs_encryption_by_default(),
          cleanup=lambda aws, _: aws.ec2.disable_ebs_encryption_by_default()),
+    Case("ECR_PRIVATE_IMAGE_SCANNING_ENABLED", _repository_setup,
+         lambda aws, r: aws.ecr.put_image_scanning_configuration(
+             repositoryName=r, imageScanningConfiguration={"scanOnPush": True})),
 ]  # fmt: skip
 
 
@@ -606,7 +617,8 @@ def other(moto, server) -> Aws:
     creds = _client("sts", moto.url).assume_role(
         RoleArn=f"arn:aws:iam::{OTHER_ACCOUNT}:role/SecurityAudit", RoleSessionName="config-tests")["Credentials"]
     return Aws(_client("ec2", moto.url, creds=creds), _client("s3", moto.url, creds=creds),
-               _client("kms", moto.url, creds=creds), _client("config", server.url, creds=creds))
+               _client("kms", moto.url, creds=creds), _client("config", server.url, creds=creds),
+               _client("ecr", moto.url, creds=creds))
 
 
 def test_accounts_are_isolated(aws, other, server):

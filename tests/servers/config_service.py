@@ -190,8 +190,9 @@ SUBNET = "AWS::EC2::Subnet"
 SECURITY_GROUP = "AWS::EC2::SecurityGroup"
 BUCKET = "AWS::S3::Bucket"
 KMS_KEY = "AWS::KMS::Key"
+ECR_REPOSITORY = "AWS::ECR::Repository"
 ACCOUNT = "AWS::::Account"  # what account-level rules report; not a Config resource type
-SUPPORTED_RESOURCE_TYPES = (INSTANCE, SUBNET, SECURITY_GROUP, BUCKET, KMS_KEY)
+SUPPORTED_RESOURCE_TYPES = (INSTANCE, SUBNET, SECURITY_GROUP, BUCKET, KMS_KEY, ECR_REPOSITORY)
 
 ITEM_VERSION = "1.3"
 # Model limits: ResourceKeys 1..100, ReevaluateConfigRuleNames 1..25,
@@ -374,7 +375,8 @@ class MotoReader:
         """Snapshots of the resources of `resource_type` (only `ids` if given) that exist."""
         reader = {
             INSTANCE: self.instances, SUBNET: self.subnets, SECURITY_GROUP: self.security_groups,
-            BUCKET: self.buckets, KMS_KEY: self.kms_keys, ACCOUNT: self.account,
+            BUCKET: self.buckets, KMS_KEY: self.kms_keys, ECR_REPOSITORY: self.ecr_repositories,
+            ACCOUNT: self.account,
         }[resource_type]  # fmt: skip
         if ids is not None and not ids:
             return []
@@ -541,6 +543,22 @@ class MotoReader:
             ))  # fmt: skip
         return out
 
+    def ecr_repositories(self, ids: list[str] | None) -> list[Snapshot]:
+        """Private repositories, keyed by name as Config keys them."""
+        ecr = self.client("ecr")
+        kwargs = {"repositoryNames": ids} if ids else {}
+        try:
+            repos = [r for page in ecr.get_paginator("describe_repositories").paginate(**kwargs)
+                     for r in page["repositories"]]  # fmt: skip
+        except ClientError as e:
+            if _error_code(e) == "RepositoryNotFoundException":
+                return []
+            raise
+        return [Snapshot(
+            ECR_REPOSITORY, r["repositoryName"], r["repositoryArn"], _camel(r),
+            resource_name=r["repositoryName"], availability_zone="Regional", created=_epoch(r.get("createdAt")),
+        ) for r in repos]  # fmt: skip
+
     def account(self, ids: list[str] | None) -> list[Snapshot]:
         if ids is not None and self.caller.account not in ids:
             return []
@@ -680,6 +698,12 @@ def _ebs_default(s: Snapshot) -> tuple[str, str | None]:
     return "NON_COMPLIANT", "EBS encryption by default is disabled in this Region."
 
 
+def _ecr_scanning(s: Snapshot) -> tuple[str, str | None]:
+    if s.configuration.get("imageScanningConfiguration", {}).get("scanOnPush"):
+        return "COMPLIANT", None
+    return "NON_COMPLIANT", "Image scanning on push is not configured for the repository."
+
+
 MANAGED_RULES: dict[str, ManagedRule] = {
     r.identifier: r
     for r in (
@@ -693,6 +717,7 @@ MANAGED_RULES: dict[str, ManagedRule] = {
         ManagedRule("KMS_CMK_NOT_SCHEDULED_FOR_DELETION", KMS_KEY, True, _kms_not_deleting),
         ManagedRule("CMK_BACKING_KEY_ROTATION_ENABLED", KMS_KEY, True, _kms_rotation),
         ManagedRule("EC2_EBS_ENCRYPTION_BY_DEFAULT", ACCOUNT, True, _ebs_default),
+        ManagedRule("ECR_PRIVATE_IMAGE_SCANNING_ENABLED", ECR_REPOSITORY, True, _ecr_scanning),
     )
 }
 
