@@ -10,7 +10,7 @@ from queue import Empty
 
 from conftest import RUNBOOK_MIME, TIMEOUT, check_message, final_displays
 
-RUN_ALL = ["%findings", "%finding 999", "%version", "%remediate 1"]
+RUN_ALL = ["%findings --control EC2.19", "%finding 999", "%version", "%remediate 1"]
 
 
 def send_all(kernel, cells: list[str], stop_on_error: bool = True) -> list[str]:
@@ -74,7 +74,7 @@ def test_queued_cells_after_an_error_are_aborted_and_run_nothing(kernel):
     assert res.content["execution_count"] == 3
     assert [m["content"]["execution_count"] for m in res.of_type("execute_input")] == [3]
     history = kernel.history(hist_access_type="tail", n=10)["history"]
-    assert [entry[2] for entry in history] == ["%findings", "%finding 999", "%version"], history
+    assert [entry[2] for entry in history] == ["%findings --control EC2.19", "%finding 999", "%version"], history
     res = kernel.execute("%approve last")
     assert res.status == "error", "the aborted %remediate made no plan\n" + res.describe()
 

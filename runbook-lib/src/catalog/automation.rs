@@ -335,11 +335,10 @@ pub struct RunAutomation {
 
 /// Why a row's parameter has no value.
 fn missing_operator_value(row: &Row, name: &str) -> CatalogError {
-    CatalogError::PolicyValue {
+    CatalogError::MissingPolicyValue {
         parameter: name.to_string(),
-        value: "(none)".to_string(),
         reason: format!(
-            "{} runs {}, whose parameter {name} only your organisation can choose; state it in the front matter of a policy file in the knowledge base (%config kb=FOLDER), as controls: {{{}: {{{name}: <value>}}}}",
+            "{} runs {}, whose parameter {name} only your organisation can choose; state it in the front matter of a policy file in the knowledge base (%config kb=FOLDER), as controls: {{{}: {{{name}: <value>}}}} (notebooks/policies/en/logging.md is an example)",
             row.control, row.document, row.control
         ),
     }
@@ -933,7 +932,7 @@ impl Family for AwsAutomation {
         let role = role.map(String::as_str);
         let (expected, _) = action_for(row, finding, None, role).or_else(|e| match e {
             // Values only the organisation states cannot be re-derived here: take the plan's.
-            CatalogError::PolicyValue { .. } => {
+            CatalogError::MissingPolicyValue { .. } => {
                 let mut lenient = row.clone();
                 for (name, source) in &mut lenient.parameters {
                     if source.from.as_deref() == Some("operator") {

@@ -411,6 +411,8 @@ pub enum CatalogError {
         value: String,
         reason: String,
     },
+    #[error("organisation policy value {parameter} is not stated: {reason}")]
+    MissingPolicyValue { parameter: String, reason: String },
     #[error("reading the current state failed: {0}")]
     Cloud(#[from] CloudError),
     #[error("plan rejected: {0}")]
