@@ -10,6 +10,7 @@ pub mod cloud;
 pub mod execute;
 pub mod export;
 pub mod finding;
+pub mod iac;
 pub mod kb;
 pub mod plan;
 pub mod planner;

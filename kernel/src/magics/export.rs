@@ -1,5 +1,6 @@
-//! `%export PLAN_ID --format ssm [--output FILE]`: a plan as a Systems Manager
-//! Automation runbook, to review, keep in git and run with SSM anywhere.
+//! `%export PLAN_ID --format ssm|terraform|cloudformation [--output FILE]`: a plan
+//! as a Systems Manager Automation runbook, or as infrastructure as code where its
+//! change is a resource's property, to review, keep in git and run anywhere.
 
 use std::path::PathBuf;
 
@@ -13,13 +14,13 @@ use crate::render::{Bundle, html};
 pub enum Format {
     /// A Systems Manager Automation document (schema 0.3, YAML)
     Ssm,
-    /// Not available: no family's change is exported as a CloudFormation resource yet
+    /// A CloudFormation template (YAML): GuardDuty detectors only
     Cloudformation,
-    /// Not available: no family's change is exported as Terraform yet
+    /// Terraform (HCL, 1.5 or later): EBS default encryption, account S3 Block Public Access, password policy, GuardDuty, KMS key rotation
     Terraform,
 }
 
-/// Export a plan of this session as an Automation runbook (YAML) that does what the plan does
+/// Export a plan of this session as an Automation runbook, Terraform or CloudFormation that does what the plan does
 #[derive(Debug, Parser)]
 pub struct ExportArgs {
     /// A plan id from %remediate (plan-xxxxxxxx), or `last` for the most recent plan
@@ -36,34 +37,43 @@ pub struct ExportArgs {
 pub fn run(args: ExportArgs, cx: &Context<'_>) -> Result<(), MagicError> {
     let stored = crate::workflow::stored_plan(cx.session, &args.plan)?;
     let plan = &stored.plan;
-    if args.format != Format::Ssm {
-        return Err(MagicError::usage(format!(
-            "--format {:?} is not available yet; accepted: ssm (a Systems Manager Automation document that every family's plan can be exported as)",
-            args.format
-        )
-        .to_lowercase()));
-    }
-    let yaml = runbook::export::ssm_document(plan).map_err(|e| MagicError::usage(e.to_string()))?;
+    let (text, what, format) = match args.format {
+        Format::Ssm => (
+            runbook::export::ssm_document(plan).map_err(|e| MagicError::usage(e.to_string()))?,
+            "Automation runbook (schema 0.3)",
+            "ssm",
+        ),
+        Format::Terraform => (
+            runbook::iac::terraform(plan).map_err(|e| MagicError::usage(e.to_string()))?,
+            "Terraform configuration",
+            "terraform",
+        ),
+        Format::Cloudformation => (
+            runbook::iac::cloudformation(plan).map_err(|e| MagicError::usage(e.to_string()))?,
+            "CloudFormation template",
+            "cloudformation",
+        ),
+    };
     let written = match &args.output {
         Some(path) => {
-            std::fs::write(path, &yaml)
+            std::fs::write(path, &text)
                 .map_err(|e| MagicError::usage(format!("cannot write {}: {e}", path.display())))?;
             Some(path.display().to_string())
         }
         None => None,
     };
     let heading = match &written {
-        Some(path) => format!("{}: Automation runbook written to {path}", plan.id),
-        None => format!("{}: Automation runbook (schema 0.3)", plan.id),
+        Some(path) => format!("{}: {what} written to {path}", plan.id),
+        None => format!("{}: {what}", plan.id),
     };
     cx.out.display(Bundle::html(
-        format!("{heading}\n\n{yaml}"),
+        format!("{heading}\n\n{text}"),
         format!(
             "<div class=\"runbook-export\"><p><strong>{}</strong></p><pre><code>{}</code></pre></div>",
             html::text(&heading),
-            html::text(&yaml)
+            html::text(&text)
         ),
-        json!({"plan_id": plan.id, "format": "ssm", "document": yaml, "written_to": written}),
+        json!({"plan_id": plan.id, "format": format, "document": text, "written_to": written}),
     ));
     Ok(())
 }
