@@ -1577,11 +1577,9 @@ fn a_value_only_the_organisation_can_choose_comes_from_its_policy() {
     assert_eq!(p.policy_citations.len(), 1);
 }
 
-#[test]
-fn a_kernel_owned_runbook_is_created_in_the_account_then_run_and_config_1_checks_the_recorder() {
-    use crate::cloud::config::ConfigService;
-    let sb = Sandbox::new();
-    let f = failing(&sb, "Config.1");
+/// The sandbox's failing Config.1 finding and its plan, with the organisation's bucket.
+fn config_1_plan(sb: &Sandbox) -> (Finding, RemediationPlan) {
+    let f = failing(sb, "Config.1");
     let mut policy = PolicyValues::new();
     policy.insert(
         "Config.1",
@@ -1592,7 +1590,15 @@ fn a_kernel_owned_runbook_is_created_in_the_account_then_run_and_config_1_checks
             heading: "Config.1".to_string(),
         },
     );
-    let p = block_on(plan(&f, &sb, Lang::En, &policy)).unwrap();
+    let p = block_on(plan(&f, sb, Lang::En, &policy)).unwrap();
+    (f, p)
+}
+
+#[test]
+fn a_kernel_owned_runbook_is_created_in_the_account_then_run_and_config_1_checks_the_recorder() {
+    use crate::cloud::config::ConfigService;
+    let sb = Sandbox::new();
+    let (f, p) = config_1_plan(&sb);
     let [Action::RunAutomation(run)] = p.actions.as_slice() else {
         panic!("{:?}", p.actions)
     };
@@ -1628,18 +1634,7 @@ fn a_same_named_document_with_other_content_is_refused_not_run() {
     use crate::cloud::config::ConfigService;
     use crate::cloud::ssm::Ssm;
     let sb = Sandbox::new();
-    let f = failing(&sb, "Config.1");
-    let mut policy = PolicyValues::new();
-    policy.insert(
-        "Config.1",
-        "DeliveryBucketName",
-        PolicyValue {
-            value: json!("example-config-bucket"),
-            source: "policies/logging.md".to_string(),
-            heading: "Config.1".to_string(),
-        },
-    );
-    let p = block_on(plan(&f, &sb, Lang::En, &policy)).unwrap();
+    let (f, p) = config_1_plan(&sb);
     let [Action::RunAutomation(run)] = p.actions.as_slice() else {
         panic!("{:?}", p.actions)
     };
