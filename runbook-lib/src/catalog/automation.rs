@@ -269,6 +269,14 @@ fn config_resource(row: &Row, resource: &Resource, finding: &Finding) -> ConfigR
         "AWS::RDS::DBInstance" => details_value(resource, "AwsRdsDbInstance.DbiResourceId"),
         "AWS::RDS::DBCluster" => details_value(resource, "AwsRdsDbCluster.DbClusterResourceId"),
         "AWS::ECR::Repository" => details_value(resource, "AwsEcrRepository.RepositoryName"),
+        // Config keys registry-recorded types by their primary identifier: a queue's URL.
+        "AWS::SQS::Queue" => Some(format!(
+            "https://sqs.{}.{}/{}/{}",
+            finding.region,
+            if finding.region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" },
+            finding.account,
+            short_id(&resource.id)
+        )),
         "AWS::ElasticLoadBalancingV2::LoadBalancer"
         | "AWS::SNS::Topic"
         | "AWS::SecretsManager::Secret"
@@ -1065,6 +1073,36 @@ mod tests {
             }
         }
         assert_eq!(rows().len() + superseded().len(), all.len());
+    }
+
+    #[test]
+    fn config_keys_each_resource_as_it_records_it() {
+        let finding = |kind: &str, id: &str, details: Value| {
+            Finding::from_asff(json!({
+                "Id": "f", "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/securityhub",
+                "AwsAccountId": "111122223333", "Region": "us-east-1", "Severity": {"Label": "HIGH"},
+                "Title": "t", "Compliance": {"Status": "FAILED"},
+                "Resources": [{"Type": kind, "Id": id, "Details": details}]
+            }))
+            .expect("finding")
+        };
+        let keyed = |control: &str, f: &Finding| {
+            let row = row_for(control).expect("row");
+            config_resource(row, row_resource(row, f).expect("resource"), f)
+        };
+        let sqs = finding("AwsSqsQueue", "arn:aws:sqs:us-east-1:111122223333:orders", json!({}));
+        assert_eq!(
+            keyed("SQS.1", &sqs).resource_id,
+            "https://sqs.us-east-1.amazonaws.com/111122223333/orders"
+        );
+        let ecr = finding(
+            "AwsEcrRepository",
+            "arn:aws:ecr:us-east-1:111122223333:repository/team/api",
+            json!({"AwsEcrRepository": {"RepositoryName": "team/api"}}),
+        );
+        assert_eq!(keyed("ECR.1", &ecr).resource_id, "team/api");
+        let vpc = finding("AwsEc2Vpc", "arn:aws:ec2:us-east-1:111122223333:vpc/vpc-0abc", json!({}));
+        assert_eq!(keyed("EC2.6", &vpc).resource_id, "vpc-0abc");
     }
 
     #[test]
