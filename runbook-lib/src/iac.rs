@@ -189,9 +189,21 @@ fn hcl_value(v: &Value) -> String {
     }
 }
 
-/// A comment line: no line break can end it early.
+/// A comment line: no line break can end it early. YAML 1.1 readers also break
+/// lines at U+0085, U+2028 and U+2029, so every control and separator character
+/// becomes a space (text from a finding could otherwise add template keys).
 fn comment(prefix: &str, text: &str) -> String {
-    format!("{prefix} {}\n", text.replace(['\n', '\r'], " "))
+    let flat: String = text
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    format!("{prefix} {flat}\n")
 }
 
 fn refuse(index: usize, action: &Action, format: IacFormat) -> IacError {
@@ -204,8 +216,23 @@ fn refuse(index: usize, action: &Action, format: IacFormat) -> IacError {
     }
 }
 
+/// The plan's region, refused unless it is one (it comes from the finding).
+fn checked_region(plan: &RemediationPlan, format: IacFormat) -> Result<(), IacError> {
+    if crate::settings::is_region(&plan.region) {
+        return Ok(());
+    }
+    Err(IacError {
+        index: 0,
+        action: "the plan".to_string(),
+        format: format.name(),
+        why: "its region is not an AWS Region name (such as us-east-1)",
+        accepted: supported(format).join(", "),
+    })
+}
+
 /// The plan as Terraform (HCL, Terraform 1.5 or later for `import` blocks).
 pub fn terraform(plan: &RemediationPlan) -> Result<String, IacError> {
+    checked_region(plan, IacFormat::Terraform)?;
     let mut body = String::new();
     body.push_str(&comment(
         "#",
@@ -257,6 +284,7 @@ pub fn terraform(plan: &RemediationPlan) -> Result<String, IacError> {
 
 /// The plan as a CloudFormation template (YAML), with how to import what exists.
 pub fn cloudformation(plan: &RemediationPlan) -> Result<String, IacError> {
+    checked_region(plan, IacFormat::CloudFormation)?;
     let mut resources = serde_json::Map::new();
     let mut parameters = serde_json::Map::new();
     let mut imports = Vec::new();
@@ -471,6 +499,32 @@ mod tests {
         ]);
         let e = cloudformation(&plan).unwrap_err();
         assert!(e.to_string().contains("key policy"), "{e}");
+    }
+
+    #[test]
+    fn a_hostile_region_cannot_leave_the_header_comment() {
+        let mut plan = plan_of(vec![
+            EnableGuardDuty {
+                existing_detector: Some("abc123".to_string()),
+            }
+            .into(),
+        ]);
+        plan.region = "eu-west-1\u{2028}Transform: AWS::Include".to_string();
+        let refused = cloudformation(&plan).unwrap_err();
+        assert!(
+            refused.to_string().contains("not an AWS Region"),
+            "{refused}"
+        );
+        assert!(terraform(&plan).is_err());
+        // YAML 1.1 readers end a line at each of these; a comment line never does.
+        for separator in ["\n", "\r", "\u{85}", "\u{2028}", "\u{2029}"] {
+            let line = comment("#", &format!("x{separator}Transform: AWS::Include"));
+            let body = line.strip_suffix('\n').unwrap();
+            assert!(
+                !body.contains(separator) && !body.contains('\n'),
+                "{separator:?}"
+            );
+        }
     }
 
     #[test]
