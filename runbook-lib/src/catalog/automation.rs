@@ -270,13 +270,16 @@ fn config_resource(row: &Row, resource: &Resource, finding: &Finding) -> ConfigR
         "AWS::RDS::DBCluster" => details_value(resource, "AwsRdsDbCluster.DbClusterResourceId"),
         "AWS::ECR::Repository" => details_value(resource, "AwsEcrRepository.RepositoryName"),
         // Config keys registry-recorded types by their primary identifier: a queue's URL.
-        "AWS::SQS::Queue" => Some(format!(
-            "https://sqs.{}.{}/{}/{}",
-            finding.region,
-            if finding.region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" },
-            finding.account,
-            short_id(&resource.id)
-        )),
+        "AWS::SQS::Queue" => {
+            let at = Target::of(finding);
+            Some(format!(
+                "https://sqs.{}.{}/{}/{}",
+                at.region,
+                at.dns_suffix(),
+                at.account,
+                short_id(&resource.id)
+            ))
+        }
         "AWS::ElasticLoadBalancingV2::LoadBalancer"
         | "AWS::SNS::Topic"
         | "AWS::SecretsManager::Secret"

@@ -247,6 +247,14 @@ impl Target {
         }
     }
 
+    /// The partition's domain for service endpoints and URLs.
+    pub fn dns_suffix(&self) -> &'static str {
+        match self.partition() {
+            "aws-cn" => "amazonaws.com.cn",
+            _ => "amazonaws.com",
+        }
+    }
+
     /// `arn:<partition>:<service>:<region>:<account>:<resource>`.
     pub fn arn(&self, service: &str, resource: &str) -> String {
         format!(
